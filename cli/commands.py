@@ -1,0 +1,113 @@
+"""What each ``savgan`` subcommand does; each returns a JSON-able summary for the terminal."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tqdm import tqdm
+
+from savgan.model import checkpoint as ckpt
+from savgan.model import registry
+from savgan.model.config import ModelConfig, TrainConfig, preset
+from savgan.model.generate import check_frames, generate_videos
+from savgan.model.video_io.formats import get_format, write_video
+
+DEFAULT_PIXEL_SIZE_UM = 1.0
+DEFAULT_FRAME_INTERVAL_S = 1.0
+
+
+def _file_stem(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
+
+
+def generate(args: argparse.Namespace) -> dict[str, Any]:
+    for fmt in args.format:
+        get_format(fmt)
+    record = registry.resolve(args.model)
+    frames = args.frames or record.config.frames
+    check_frames(frames)
+    physical = record.manifest.get("physical", {})
+    pixel_size = args.pixel_size or physical.get("pixel_size_um", DEFAULT_PIXEL_SIZE_UM)
+    interval = args.frame_interval or physical.get("frame_interval_s", DEFAULT_FRAME_INTERVAL_S)
+    generator = registry.load_generator(record, args.device)
+    with tqdm(total=args.count, desc="generate", unit="video") as bar:
+        videos = generate_videos(generator, args.seed, frames, args.count, on_video=lambda done, _: bar.update(1))
+    args.out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for index, video in enumerate(videos):
+        stem = args.out / _file_stem(f"{record.name}_seed{args.seed}_{index:03d}")
+        files += [str(write_video(stem, video, fmt, pixel_size, interval)) for fmt in args.format]
+    return {"model": record.summary(), "seed": args.seed, "frames": frames, "files": files}
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr_g=args.lr_g,
+        lr_d=args.lr_d,
+        n_critic=args.n_critic,
+        long_clip_prob=args.long_clip_prob,
+        seed=args.seed,
+        sample_every=args.sample_every,
+        checkpoint_every=args.checkpoint_every,
+        bf16=args.bf16,
+    )
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    from savgan.model.data.sources import load_training_data
+    from savgan.model.train import Trainer
+
+    manifest_path = args.out / ckpt.MANIFEST
+    base = None
+    if args.resume:
+        config = ModelConfig.from_dict(ckpt.read_json(manifest_path)["model_config"])
+    elif manifest_path.exists():
+        raise ValueError(f"{args.out} already holds a run: add --resume to continue it, or choose another --out")
+    elif args.base:
+        base = registry.resolve(args.base)
+        config = base.config
+    else:
+        config = preset(args.preset)
+    data = load_training_data(args.data, config, args.clips, seed=args.seed)
+    if args.resume:
+        trainer = Trainer.resume(args.out, data.bank, args.device, steps=args.steps)
+    else:
+        physical = {"pixel_size_um": data.pixel_size_um, "frame_interval_s": data.frame_interval_s}
+        trainer = Trainer(config, _train_config(args), data.bank, args.out, data.description, args.device, physical)
+        if base is not None:
+            trainer.load_weights(base.path, f"{base.name}:{base.version}")
+    result = trainer.train()
+    summary: dict[str, Any] = {"run": str(args.out), "step": result.step, "losses": result.losses}
+    if args.install_as:
+        summary["installed"] = registry.install(args.out, args.install_as).summary()
+    return summary
+
+
+def simulate(args: argparse.Namespace) -> dict[str, Any]:
+    from savgan.model.data.simulator import SimulatorParams, save_simulation, simulate as run_simulation
+
+    for fmt in args.format:
+        get_format(fmt)
+    params = SimulatorParams()
+    args.out.mkdir(parents=True, exist_ok=True)
+    outputs = []
+    for index in tqdm(range(args.count), desc="simulate", unit="video"):
+        sim = run_simulation(args.frames, args.size, args.size, seed=args.seed + index, params=params)
+        stem = f"toc_seed{args.seed + index}"
+        files = [
+            str(write_video(args.out / stem, sim.video, fmt, params.pixel_size_um, params.frame_interval_s))
+            for fmt in args.format
+        ]
+        truth = save_simulation(sim, args.out, stem)
+        outputs.append({"video": files, "ground_truth": [str(p) for p in truth]})
+    return {"videos": outputs}
+
+
+def models(args: argparse.Namespace) -> list[dict[str, Any]]:
+    found = [record.summary() for record in registry.list_models()]
+    if not found:
+        print(f"no models installed in {registry.models_root()} and none bundled; try --model init:cpu")
+    return found

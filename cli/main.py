@@ -1,0 +1,80 @@
+"""The ``savgan`` command: generate, train, simulate, models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from savgan.cli import commands
+
+
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="savgan", description="Synthesise time-lapse microscopy videos with SAVGAN, and train it."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="generate videos from a model")
+    gen.add_argument("--model", default="mmnist", help="model folder, name[:version], or init:<preset>")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--frames", type=int, default=None, help="frames per video (default: the trained length)")
+    gen.add_argument("--count", type=int, default=1, help="number of videos")
+    gen.add_argument("--format", type=_csv, default=["ome-tiff"], help="comma list: ome-tiff,imagej-tiff,mp4,gif,png")
+    gen.add_argument("--out", type=Path, default=Path("out"))
+    gen.add_argument("--pixel-size", type=float, default=None, help="µm per pixel written to the metadata")
+    gen.add_argument("--frame-interval", type=float, default=None, help="seconds between frames for the metadata")
+    gen.add_argument("--device", default="cpu")
+
+    train = sub.add_parser("train", help="train or fine-tune a model")
+    train.add_argument("--data", nargs="+", required=True, help="mmnist, toc-sim, or recording files (TIFF/MP4/AVI)")
+    train.add_argument("--preset", default="cpu", help="network preset (ignored with --base or --resume)")
+    train.add_argument("--steps", type=int, default=1000, help="generator steps to reach")
+    train.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, log)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    train.add_argument("--base", default=None, help="model to fine-tune (folder or name)")
+    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--lr-g", type=float, default=1e-4)
+    train.add_argument("--lr-d", type=float, default=4e-4)
+    train.add_argument("--n-critic", type=int, default=5)
+    train.add_argument("--long-clip-prob", type=float, default=0.25)
+    train.add_argument("--clips", type=int, default=2225, help="training clips to render from a built-in source")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--sample-every", type=int, default=100)
+    train.add_argument("--checkpoint-every", type=int, default=100)
+    train.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    train.add_argument("--device", default="cpu")
+    train.add_argument("--install-as", default=None, help="install the result as this model name")
+
+    sim = sub.add_parser("simulate", help="simulated tumour-on-chip videos with ground truth")
+    sim.add_argument("--frames", type=int, default=32)
+    sim.add_argument("--size", type=int, default=256, help="frame height and width in pixels")
+    sim.add_argument("--count", type=int, default=1)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--format", type=_csv, default=["ome-tiff"])
+    sim.add_argument("--out", type=Path, default=Path("simulated"))
+
+    sub.add_parser("models", help="list installed and bundled models")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = getattr(commands, args.command)(args)
+    except (ValueError, LookupError, FileNotFoundError) as err:
+        print(f"savgan {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    if result is not None:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

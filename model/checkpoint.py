@@ -1,0 +1,82 @@
+"""Checkpoints and model folders: safetensors weights beside a JSON manifest.
+
+Nothing here unpickles: weights are safetensors, everything else (configs, optimiser
+hyper-parameters, losses, data description) is JSON, so a checkpoint from anyone can be
+opened safely. Writes go to a temporary name first and are renamed into place, so a
+reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from savgan.model.video_io.atomic import atomic_path
+
+MANIFEST = "manifest.json"
+GENERATOR_WEIGHTS = "generator.safetensors"
+TRAINING_STATE = "training_state.safetensors"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} is missing: is this a savgan model or run folder?") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); the file is damaged") from None
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.exists():
+        raise FileNotFoundError(f"weights file {path} is missing")
+    return load_file(str(path))
+
+
+def optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimiser's state into tensors (for safetensors) and JSON (its param groups)."""
+    state = optimizer.state_dict()
+    tensors = {
+        f"{prefix}.{index}.{name}": value if value.dim() else value.reshape(1)
+        for index, slots in state["state"].items()
+        for name, value in slots.items()
+    }
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def load_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: dict[str, Any]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if not key.startswith(prefix + "."):
+            continue
+        index, name = key[len(prefix) + 1 :].split(".", 1)
+        state.setdefault(int(index), {})[name] = value.reshape(()) if name == "step" else value
+    optimizer.load_state_dict({"state": state, "param_groups": groups["param_groups"]})
+
+
+def module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
+
+
+def load_module(prefix: str, module: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    own = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    module.load_state_dict(own)

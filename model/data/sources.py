@@ -1,0 +1,77 @@
+"""Training data by name: Moving MNIST, the simulator, or a user's recordings, as one tensor bank.
+
+The trainer draws a fresh batch five times per generator step; rendering Moving MNIST
+or simulating cells on the fly would cost more than the networks on a CPU. So the
+training set is rendered once into a bank of clips (N, 1, T, H, W), as the paper's
+fixed datasets (2225 MMNIST, 1224 TOC clips) were. Clips are one latent step longer
+than the model's trained length, for the variable-length training that keeps long
+videos continuous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from savgan.model.config import ModelConfig
+
+BUILTIN_SOURCES = ("mmnist", "toc-sim")
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    bank: torch.Tensor
+    description: str
+    pixel_size_um: float
+    frame_interval_s: float
+
+
+def bank_from_dataset(dataset: Dataset, show_progress: bool = True) -> torch.Tensor:
+    clips = [dataset[i] for i in tqdm(range(len(dataset)), desc="render clips", unit="clip", disable=not show_progress)]
+    return torch.stack(clips).contiguous()
+
+
+def clip_frames(config: ModelConfig) -> int:
+    return config.frames + config.frames_per_latent
+
+
+def load_training_data(
+    sources: Sequence[str], config: ModelConfig, count: int, seed: int = 0, show_progress: bool = True
+) -> TrainingData:
+    """``sources``: one built-in name (``mmnist``, ``toc-sim``) or recording file paths."""
+    if not sources:
+        raise ValueError(f"no training data given: name one of {', '.join(BUILTIN_SOURCES)} or recording files")
+    frames = clip_frames(config)
+    if len(sources) == 1 and sources[0] == "mmnist":
+        from savgan.model.data.mmnist import MovingMNIST
+
+        dataset = MovingMNIST("train", length=frames, frame_size=config.size, num_sequences=count, seed=seed)
+        description = f"Moving MNIST (train digits), {count} clips of {frames}x{config.size}x{config.size}, seed {seed}"
+        return TrainingData(bank_from_dataset(dataset, show_progress), description, 1.0, 1.0)
+    if len(sources) == 1 and sources[0] == "toc-sim":
+        from savgan.model.data.simulator import SimulatorDataset, SimulatorParams
+
+        params = SimulatorParams()
+        dataset = SimulatorDataset(length=frames, size=config.size, num_videos=count, seed=seed)
+        description = (
+            f"tumour-on-chip simulator, {count} clips of {frames}x{config.size}x{config.size}, seed {seed}"
+        )
+        return TrainingData(
+            bank_from_dataset(dataset, show_progress), description, params.pixel_size_um, params.frame_interval_s
+        )
+    unknown = [s for s in sources if s in BUILTIN_SOURCES or not Path(s).exists()]
+    if unknown:
+        raise ValueError(
+            f"training data {unknown} not found: give existing recording files, or exactly one of "
+            f"{', '.join(BUILTIN_SOURCES)}"
+        )
+    from savgan.model.data.patches import RecordingPatches
+
+    patches = RecordingPatches([Path(s) for s in sources], (frames, config.size, config.size))
+    meta = patches.physical()
+    return TrainingData(bank_from_dataset(patches, show_progress), patches.describe(), *meta)

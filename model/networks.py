@@ -1,0 +1,134 @@
+"""SAVGAN's three networks: the 3D generator G_V and the critics D_V (video) and D_I (frame).
+
+Shapes for the paper preset (SPEC section 3):
+    G_V: z (128) -> 2x4x4 (256) -> 4x8x8 (128) -> 8x16x16 (64) +attn -> 16x32x32 (32) +attn -> 32x64x64 (1)
+    D_V: 32x64x64 -> 31x32x32 (32) -> 15x16x16 (64) -> 7x8x8 (128) +attn -> 3x4x4 (256) +attn -> 1x2x2 (1)
+    D_I: 64x64 -> 32x32 (64) -> 16x16 (128) -> 8x8 (256) -> 8x8 (512) -> 8x8 (1)
+
+G accepts a latent *sequence* (B, z_dim, L): its first layer is a temporal transposed
+convolution, so L latent steps give (L + 1) * frames/2 frames and neighbouring steps
+share frames. That is how videos longer than the trained clip stay continuous.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from savgan.model.attention import SelfAttention3d
+from savgan.model.config import AttentionSpec, ModelConfig
+
+
+def _attention_for(
+    index: int, count: int, specs: tuple[AttentionSpec, ...], channels: int, twice_differentiable: bool = False
+) -> SelfAttention3d | None:
+    """Attention after block ``index`` of ``count``: ``specs`` cover the last blocks."""
+    position = index - (count - len(specs))
+    if position < 0 or specs[position].kind == "none":
+        return None
+    return SelfAttention3d(channels, specs[position], twice_differentiable)
+
+
+class GeneratorStage(nn.Module):
+    """Spectral-normed stride-2 transposed conv, instance norm, ReLU, then optional attention."""
+
+    def __init__(self, in_channels: int, out_channels: int, attention: SelfAttention3d | None) -> None:
+        super().__init__()
+        self.up = nn.Sequential(
+            spectral_norm(nn.ConvTranspose3d(in_channels, out_channels, 4, 2, 1)),
+            nn.InstanceNorm3d(out_channels),
+            nn.ReLU(),
+        )
+        self.attention = attention
+
+    def forward(self, x: Tensor, landmark_generator: torch.Generator | None) -> Tensor:
+        x = self.up(x)
+        return x if self.attention is None else self.attention(x, landmark_generator)
+
+
+class VideoGenerator(nn.Module):
+    """G_V: a latent (sequence) to a video in [-1, 1]."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        channels = config.g_conv_dim * 2 ** (config.upsamplings - 1)
+        self.seed = nn.Sequential(
+            nn.ConvTranspose3d(config.z_dim, channels, (2, 4, 4)),
+            nn.InstanceNorm3d(channels),
+            nn.ReLU(),
+        )
+        hidden = config.upsamplings - 1
+        stages = []
+        for index in range(hidden):
+            attention = _attention_for(index, hidden, config.g_attention, channels // 2)
+            stages.append(GeneratorStage(channels, channels // 2, attention))
+            channels //= 2
+        self.stages = nn.ModuleList(stages)
+        self.to_video = nn.Sequential(nn.ConvTranspose3d(channels, config.channels, 4, 2, 1), nn.Tanh())
+
+    def forward(self, z: Tensor, landmark_generator: torch.Generator | None = None) -> Tensor:
+        """z: (B, z_dim) for one trained clip, or (B, z_dim, L) for (L+1) * frames/2 frames."""
+        if z.dim() == 2:
+            z = z.unsqueeze(-1)
+        x = self.seed(z[..., None, None])
+        for stage in self.stages:
+            x = stage(x, landmark_generator)
+        return self.to_video(x)
+
+
+class VideoCritic(nn.Module):
+    """D_V: 3D convolutions with spectral norm and LeakyReLU(0.1), exact attention at the coarse end.
+
+    Returns one score per video: the mean of its score map, so clips of any length are
+    scored on the same scale.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        channels = config.d_conv_dim
+        self.stem = nn.Sequential(
+            spectral_norm(nn.Conv3d(config.channels, channels, 4, (1, 2, 2), 1)),
+            nn.LeakyReLU(0.1),
+        )
+        blocks, attentions = [], []
+        for index in range(config.critic_blocks):
+            blocks.append(nn.Sequential(spectral_norm(nn.Conv3d(channels, channels * 2, 4, 2, 1)), nn.LeakyReLU(0.1)))
+            channels *= 2
+            attentions.append(_attention_for(index, config.critic_blocks, config.d_attention, channels, True))
+        self.blocks = nn.ModuleList(blocks)
+        self.attentions = nn.ModuleList([a if a is not None else nn.Identity() for a in attentions])
+        self.score = nn.Conv3d(channels, 1, 3)
+
+    def forward(self, video: Tensor) -> Tensor:
+        x = self.stem(video)
+        for block, attention in zip(self.blocks, self.attentions):
+            x = attention(block(x))
+        return self.score(x).flatten(1).mean(dim=1)
+
+
+class ImageCritic(nn.Module):
+    """D_I: a 2D critic on single frames, conv k3, instance norm, LeakyReLU(0.2), no attention."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        width = config.image_critic_dim
+        layers: list[nn.Module] = [nn.Conv2d(config.channels, width, 3, 2, 1), nn.LeakyReLU(0.2)]
+        for _ in range(config.critic_blocks - 1):
+            layers += [nn.Conv2d(width, width * 2, 3, 2, 1), nn.InstanceNorm2d(width * 2), nn.LeakyReLU(0.2)]
+            width *= 2
+        layers += [nn.Conv2d(width, width * 2, 3, 1, 1), nn.InstanceNorm2d(width * 2), nn.LeakyReLU(0.2)]
+        layers.append(nn.Conv2d(width * 2, 1, 3, 1, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        return self.net(frames).flatten(1).mean(dim=1)
+
+
+def sample_latents(config: ModelConfig, count: int, steps: int = 1, generator: torch.Generator | None = None) -> Tensor:
+    """Latent sequences (count, z_dim, steps) from the configured distribution."""
+    shape = (count, config.z_dim, steps)
+    if config.z_distribution == "uniform":
+        return torch.rand(shape, generator=generator) * 2 - 1
+    return torch.randn(shape, generator=generator)

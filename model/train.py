@@ -1,0 +1,293 @@
+"""The SAVGAN training loop: WGAN-GP, 5 critic steps per generator step, checkpoints, snapshots.
+
+A run folder tells what happened: ``manifest.json`` (configs, step, data, seed, latest
+losses), ``log.jsonl`` (losses per step), ``samples/`` (montages), ``losses.png``,
+``training_state.safetensors`` (everything needed to resume exactly) and
+``generator.safetensors``, which makes the run folder itself a usable model.
+
+Every step re-seeds the global RNG from (seed, step), so batches, latents, landmarks,
+interpolation weights and frame picks depend only on the step number: resuming from a
+checkpoint replays exactly the steps an uninterrupted run would have taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from savgan.model import checkpoint as ckpt
+from savgan.model.config import ModelConfig, TrainConfig
+from savgan.model.losses import critic_loss, generator_loss, random_frames
+from savgan.model.networks import ImageCritic, VideoCritic, VideoGenerator, sample_latents
+from savgan.model.plots import plot_losses, save_sample_montage
+
+STEP_SEED_STRIDE = 1_000_003
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """What a progress callback receives after every generator step."""
+
+    step: int
+    total_steps: int
+    losses: dict[str, float]
+    elapsed_s: float
+    eta_s: float | None
+
+
+@dataclass
+class TrainHooks:
+    """How a caller (the CLI, the service's worker) watches and stops a run.
+
+    ``should_stop`` is polled after every step; when it answers True the run writes a
+    checkpoint and returns, so a cancelled training keeps a usable model.
+    """
+
+    on_progress: Callable[[TrainProgress], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+    show_progress_bar: bool = True
+
+
+@dataclass
+class TrainResult:
+    step: int
+    stopped_early: bool
+    losses: dict[str, float] = field(default_factory=dict)
+
+
+def derive_seed(seed: int, index: int) -> int:
+    return (seed * STEP_SEED_STRIDE + index) % (2**63 - 1)
+
+
+class Trainer:
+    """Owns the three networks, their optimisers and the run folder."""
+
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        bank: Tensor,
+        run_dir: Path,
+        data_description: str,
+        device: str | torch.device = "cpu",
+        physical: dict[str, float] | None = None,
+    ) -> None:
+        if bank.dim() != 5 or bank.shape[1] != model_config.channels:
+            raise ValueError(f"training videos must be (N, {model_config.channels}, T, H, W), got {tuple(bank.shape)}")
+        if bank.shape[2] < model_config.frames or bank.shape[-1] != model_config.size or bank.shape[-2] != model_config.size:
+            raise ValueError(
+                f"training clips are {tuple(bank.shape[2:])} but the model needs at least "
+                f"{model_config.frames}x{model_config.size}x{model_config.size}"
+            )
+        self.model_config = model_config
+        self.train_config = train_config
+        self.device = torch.device(device)
+        self.bank = bank
+        self.run_dir = Path(run_dir)
+        self.data_description = data_description
+        self.physical = physical or {}
+        self.base_model: str | None = None
+        torch.manual_seed(train_config.seed)
+        self.generator = VideoGenerator(model_config).to(self.device)
+        self.video_critic = VideoCritic(model_config).to(self.device)
+        self.image_critic = ImageCritic(model_config).to(self.device)
+        betas = train_config.betas
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train_config.lr_g, betas=betas)
+        self.opt_dv = torch.optim.Adam(self.video_critic.parameters(), lr=train_config.lr_d, betas=betas)
+        self.opt_di = torch.optim.Adam(self.image_critic.parameters(), lr=train_config.lr_d, betas=betas)
+        self.step = 0
+        self.latest: dict[str, float] = {}
+        self.sample_latents = sample_latents(
+            model_config, 8, generator=torch.Generator().manual_seed(train_config.seed)
+        ).to(self.device)
+
+    @property
+    def long_clips_possible(self) -> bool:
+        return self.bank.shape[2] >= self.model_config.frames + self.model_config.frames_per_latent
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.train_config.bf16 and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _real_batch(self, frames: int) -> Tensor:
+        index = torch.randint(self.bank.shape[0], (self.train_config.batch_size,))
+        offsets = torch.randint(self.bank.shape[2] - frames + 1, (self.train_config.batch_size,))
+        clips = [self.bank[i, :, o : o + frames] for i, o in zip(index.tolist(), offsets.tolist())]
+        return torch.stack(clips).to(self.device, non_blocking=True)
+
+    def iteration(self) -> dict[str, float]:
+        """One generator iteration: n_critic critic updates, then one generator update."""
+        cfg = self.train_config
+        torch.manual_seed(derive_seed(cfg.seed, self.step))
+        latent_steps = 2 if self.long_clips_possible and torch.rand(()) < cfg.long_clip_prob else 1
+        frames = (latent_steps + 1) * self.model_config.frames_per_latent
+        self.generator.train()
+        for critic in (self.video_critic, self.image_critic):
+            critic.requires_grad_(True)
+        for _ in range(cfg.n_critic):
+            real = self._real_batch(frames)
+            z = sample_latents(self.model_config, cfg.batch_size, latent_steps).to(self.device)
+            with torch.no_grad(), self._autocast():
+                fake = self.generator(z).float()
+            with self._autocast():
+                video = critic_loss(self.video_critic, real, fake, cfg.gp_lambda)
+                image = critic_loss(self.image_critic, random_frames(real), random_frames(fake), cfg.gp_lambda)
+            self.opt_dv.zero_grad(set_to_none=True)
+            self.opt_di.zero_grad(set_to_none=True)
+            (video.loss + image.loss).backward()
+            self.opt_dv.step()
+            self.opt_di.step()
+        for critic in (self.video_critic, self.image_critic):
+            critic.requires_grad_(False)
+        z = sample_latents(self.model_config, cfg.batch_size, latent_steps).to(self.device)
+        with self._autocast():
+            loss_g = generator_loss(self.video_critic, self.image_critic, self.generator(z), cfg.image_lambda)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.step += 1
+        return {
+            "wasserstein_video": video.wasserstein,
+            "wasserstein_image": image.wasserstein,
+            "gp_video": video.penalty,
+            "gp_image": image.penalty,
+            "loss_critic_video": video.loss.item(),
+            "loss_critic_image": image.loss.item(),
+            "loss_generator": loss_g.item(),
+            "clip_frames": float(frames),
+        }
+
+    def train(self, hooks: TrainHooks | None = None) -> TrainResult:
+        """Run until ``train_config.steps`` generator steps are done or a hook asks to stop."""
+        hooks = hooks or TrainHooks()
+        cfg = self.train_config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        start_step, started = self.step, time.monotonic()
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="it", disable=not hooks.show_progress_bar)
+        stopped = False
+        with bar, (self.run_dir / "log.jsonl").open("a") as log:
+            while self.step < cfg.steps:
+                self.latest = self.iteration()
+                log.write(json.dumps({"step": self.step, **self.latest}) + "\n")
+                bar.update(1)
+                bar.set_postfix(
+                    W_V=f"{self.latest['wasserstein_video']:.3f}",
+                    W_I=f"{self.latest['wasserstein_image']:.3f}",
+                    L_G=f"{self.latest['loss_generator']:.3f}",
+                )
+                if self.step % cfg.sample_every == 0:
+                    self.snapshot()
+                if self.step % cfg.checkpoint_every == 0:
+                    log.flush()
+                    self.save_checkpoint()
+                if hooks.on_progress:
+                    elapsed = time.monotonic() - started
+                    rate = (self.step - start_step) / elapsed if elapsed > 0 else 0.0
+                    eta = (cfg.steps - self.step) / rate if rate > 0 else None
+                    hooks.on_progress(TrainProgress(self.step, cfg.steps, dict(self.latest), elapsed, eta))
+                if hooks.should_stop and hooks.should_stop():
+                    stopped = self.step < cfg.steps
+                    break
+        if self.step % cfg.checkpoint_every or stopped or self.step == start_step:
+            self.save_checkpoint()
+        if self.step % cfg.sample_every:
+            self.snapshot()
+        return TrainResult(self.step, stopped, dict(self.latest))
+
+    def snapshot(self) -> None:
+        """A montage of fixed latents and the loss curves, so progress can be seen at a glance."""
+        self.generator.eval()
+        with torch.no_grad():
+            videos = self.generator(self.sample_latents).float().cpu()[:, 0].numpy()
+        save_sample_montage(self.run_dir / "samples" / f"step_{self.step:07d}.png", videos)
+        save_sample_montage(self.run_dir / "samples.png", videos)
+        plot_losses(self.run_dir / "log.jsonl", self.run_dir / "losses.png")
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "format": "savgan-model/1",
+            "model_config": self.model_config.to_dict(),
+            "train_config": self.train_config.to_dict(),
+            "step": self.step,
+            "seed": self.train_config.seed,
+            "data": self.data_description,
+            "physical": self.physical,
+            "base_model": self.base_model,
+            "losses": self.latest,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    def save_checkpoint(self) -> None:
+        """Training state first, generator export and manifest last: the manifest names a complete step."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, Tensor] = {}
+        groups: dict[str, Any] = {}
+        for prefix, module in (("G", self.generator), ("DV", self.video_critic), ("DI", self.image_critic)):
+            tensors.update(ckpt.module_tensors(prefix, module))
+        for prefix, optimizer in (("opt_g", self.opt_g), ("opt_dv", self.opt_dv), ("opt_di", self.opt_di)):
+            opt_tensors, groups[prefix] = ckpt.optimizer_tensors(prefix, optimizer)
+            tensors.update(opt_tensors)
+        ckpt.save_tensors(self.run_dir / ckpt.TRAINING_STATE, tensors)
+        ckpt.save_tensors(self.run_dir / ckpt.GENERATOR_WEIGHTS, self.generator.state_dict())
+        manifest = self.manifest()
+        manifest["optimizers"] = groups
+        ckpt.write_json(self.run_dir / ckpt.MANIFEST, manifest)
+
+    @classmethod
+    def resume(cls, run_dir: Path, bank: Tensor, device: str | torch.device = "cpu", steps: int | None = None) -> Trainer:
+        """Rebuild a run from its folder; ``steps`` raises the target step count."""
+        manifest = ckpt.read_json(Path(run_dir) / ckpt.MANIFEST)
+        train_config = TrainConfig.from_dict(manifest["train_config"])
+        if steps is not None:
+            train_config = TrainConfig.from_dict({**train_config.to_dict(), "steps": steps})
+        trainer = cls(
+            ModelConfig.from_dict(manifest["model_config"]),
+            train_config,
+            bank,
+            Path(run_dir),
+            manifest["data"],
+            device,
+            manifest.get("physical"),
+        )
+        trainer.base_model = manifest.get("base_model")
+        trainer.load_state(manifest)
+        return trainer
+
+    def load_weights(self, model_dir: Path, label: str) -> None:
+        """Fine-tuning: start from another model's networks (critics too when it has them), at step 0."""
+        tensors = ckpt.load_tensors(Path(model_dir) / ckpt.GENERATOR_WEIGHTS)
+        self.generator.load_state_dict({k: v.to(self.device) for k, v in tensors.items()})
+        state_path = Path(model_dir) / ckpt.TRAINING_STATE
+        if state_path.exists():
+            state = {k: v.to(self.device) for k, v in ckpt.load_tensors(state_path).items()}
+            ckpt.load_module("DV", self.video_critic, state)
+            ckpt.load_module("DI", self.image_critic, state)
+        self.base_model = label
+
+    def load_state(self, manifest: dict[str, Any]) -> None:
+        tensors = ckpt.load_tensors(self.run_dir / ckpt.TRAINING_STATE)
+        tensors = {k: v.to(self.device) for k, v in tensors.items()}
+        for prefix, module in (("G", self.generator), ("DV", self.video_critic), ("DI", self.image_critic)):
+            ckpt.load_module(prefix, module, tensors)
+        for prefix, optimizer in (("opt_g", self.opt_g), ("opt_dv", self.opt_dv), ("opt_di", self.opt_di)):
+            ckpt.load_optimizer(prefix, optimizer, tensors, manifest["optimizers"][prefix])
+        self.step = int(manifest["step"])
+        self.latest = dict(manifest.get("losses", {}))
+        self._truncate_log()
+
+    def _truncate_log(self) -> None:
+        """Drop log lines past the checkpoint: those steps are about to be replayed."""
+        log = self.run_dir / "log.jsonl"
+        if log.exists():
+            kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
+            ckpt.atomic_write_bytes(log, "".join(line + "\n" for line in kept).encode())
