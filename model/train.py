@@ -185,10 +185,11 @@ class Trainer:
                     W_I=f"{self.latest['wasserstein_image']:.3f}",
                     L_G=f"{self.latest['loss_generator']:.3f}",
                 )
+                if self.step % cfg.sample_every == 0 or self.step % cfg.checkpoint_every == 0:
+                    log.flush()
                 if self.step % cfg.sample_every == 0:
                     self.snapshot()
                 if self.step % cfg.checkpoint_every == 0:
-                    log.flush()
                     self.save_checkpoint()
                 if hooks.on_progress:
                     elapsed = time.monotonic() - started

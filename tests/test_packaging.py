@@ -1,0 +1,25 @@
+"""Every package folder is declared in pyproject, so the wheel carries all of it."""
+
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMESPACE_FOLDERS = {"model": "savgan.model", "cli": "savgan.cli"}
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    declared = set(config["packages"])
+    for folder, name in NAMESPACE_FOLDERS.items():
+        assert config["package-dir"][name] == folder
+        for init in (ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / folder).parts
+            assert ".".join((name, *relative)) in declared, f"{init.parent} is missing from pyproject packages"
+
+
+def test_the_import_names_live_under_the_savgan_namespace():
+    import savgan.cli
+    import savgan.model
+
+    assert Path(savgan.model.__file__).resolve().parent == ROOT / "model"
+    assert Path(savgan.cli.__file__).resolve().parent == ROOT / "cli"
