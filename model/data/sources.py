@@ -70,8 +70,21 @@ def load_training_data(
             f"training data {unknown} not found: give existing recording files, or exactly one of "
             f"{', '.join(BUILTIN_SOURCES)}"
         )
-    from savgan.model.data.patches import RecordingPatches
+    return _recording_data([Path(s) for s in sources], config, show_progress)
 
-    patches = RecordingPatches([Path(s) for s in sources], (frames, config.size, config.size))
-    meta = patches.physical()
-    return TrainingData(bank_from_dataset(patches, show_progress), patches.describe(), *meta)
+
+def _recording_data(paths: list[Path], config: ModelConfig, show_progress: bool) -> TrainingData:
+    """Patches one latent step longer than the trained clip when the recordings allow, else trained-length ones."""
+    from savgan.model.data.patches import PatchConfig, RecordingPatches
+    from savgan.model.data.recordings import RecordingError
+
+    try:
+        patches = RecordingPatches(paths, PatchConfig(patch_shape=(clip_frames(config), config.size, config.size)))
+    except RecordingError as err:
+        if "fewer than the patch length" not in str(err):
+            raise
+        patches = RecordingPatches(paths, PatchConfig(patch_shape=(config.frames, config.size, config.size)))
+    pixel, interval = patches.calibration()
+    return TrainingData(
+        bank_from_dataset(patches, show_progress), patches.describe(), pixel or 1.0, interval or 1.0
+    )

@@ -1,0 +1,1 @@
+"""Writing model videos to files people open in Fiji, napari, players and browsers."""
