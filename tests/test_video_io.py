@@ -207,3 +207,17 @@ def test_write_video_registry(tmp_path: Path) -> None:
     assert suffixes["mp4"] == "clip.seed7.mp4"
     with pytest.raises(ValueError, match="unknown video format 'avi'.*ome-tiff.*mp4"):
         write_video(tmp_path / "clip", video, "avi", PIXEL_UM, INTERVAL_S)
+
+
+def test_raw_camera_counts_are_stored_unchanged_and_previewed_scaled(tmp_path):
+    from savgan.model.video_io.formats import write_video
+
+    counts = (np.arange(4 * 6 * 8, dtype=np.uint16).reshape(4, 6, 8) * 50 + 1000).astype(np.uint16)
+    tif = write_video(tmp_path / "raw", counts, "ome-tiff", 1.3, 10.0)
+    assert np.array_equal(tifffile.imread(tif), counts)
+    png = write_video(tmp_path / "raw", counts, "png", 1.3, 10.0)
+    assert np.asarray(Image.open(png))[:6, :8].min() == 0  # the darkest count maps to black
+    from savgan.model.video_io.intensity import preview_range
+
+    scaled = preview_range(counts)
+    assert scaled.dtype == np.float32 and scaled.min() == -1.0 and scaled.max() == 1.0

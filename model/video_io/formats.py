@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .intensity import preview_range
 from .mp4 import write_mp4
 from .preview import montage_png, write_gif
 from .tiff import write_imagej_tiff, write_ome_tiff
@@ -31,15 +32,15 @@ class VideoFormat:
 
 
 def _mp4(path: Path, video: np.ndarray, pixel_size_um: float, frame_interval_s: float) -> None:
-    write_mp4(path, video, fps=PLAYBACK_FPS)
+    write_mp4(path, preview_range(video), fps=PLAYBACK_FPS)
 
 
 def _gif(path: Path, video: np.ndarray, pixel_size_um: float, frame_interval_s: float) -> None:
-    write_gif(path, video, fps=PLAYBACK_FPS)
+    write_gif(path, preview_range(video), fps=PLAYBACK_FPS)
 
 
 def _png(path: Path, video: np.ndarray, pixel_size_um: float, frame_interval_s: float) -> None:
-    montage_png(path, [video])
+    montage_png(path, [preview_range(video)])
 
 
 FORMATS: dict[str, VideoFormat] = {

@@ -58,3 +58,18 @@ def from_integer(stored: np.ndarray) -> np.ndarray:
     arr = np.asarray(stored)
     top = _integer_max(arr.dtype)
     return (arr.astype(np.float32) * np.float32(2.0 / top) - np.float32(1.0)).astype(np.float32)
+
+
+def preview_range(video: np.ndarray) -> np.ndarray:
+    """Model videos unchanged; raw camera counts (uint8/uint16, e.g. the simulator's) min-max scaled to [-1, 1].
+
+    Previews (MP4, GIF, PNG) need the model range; TIFFs keep raw counts as they are.
+    """
+    arr = np.asarray(video)
+    if arr.dtype not in _INT_MAX:
+        return arr
+    low, high = float(arr.min()), float(arr.max())
+    if high == low:
+        return np.zeros(arr.shape, dtype=np.float32)
+    return ((arr.astype(np.float64) - low) / (high - low) * 2.0 - 1.0).astype(np.float32)
+

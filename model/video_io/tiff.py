@@ -67,6 +67,10 @@ def _check_physical(pixel_size_um: float, frame_interval_s: float) -> None:
 
 
 def _stored(video: np.ndarray, dtype: StorageDtype) -> np.ndarray:
+    """Raw camera counts (uint8/uint16 input) are kept as they are; model videos are converted to ``dtype``."""
+    raw = np.asarray(video)
+    if raw.dtype in (np.uint8, np.uint16) and raw.ndim == 3 and raw.size:
+        return np.ascontiguousarray(raw)
     arr = check_model_video(video)
     if dtype == "float32":
         return np.ascontiguousarray(arr)
