@@ -102,7 +102,9 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
             for fmt in args.format
         ]
         truth = save_simulation(sim, args.out, stem)
-        outputs.append({"video": files, "ground_truth": [str(p) for p in truth]})
+        outputs.append(
+            {"video": files, "masks": str(truth.masks), "tracks": str(truth.tracks), "params": str(truth.params)}
+        )
     return {"videos": outputs}
 
 

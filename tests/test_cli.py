@@ -83,3 +83,15 @@ def test_console_script_runs_and_lists_models(tmp_path):
     assert json.loads(done.stdout[done.stdout.index("[") :]) is not None
     helped = subprocess.run([sys.executable, "-m", "savgan.cli.main", "--help"], capture_output=True, text=True)
     assert all(cmd in helped.stdout for cmd in ("generate", "train", "simulate", "models"))
+
+
+def test_simulate_writes_video_and_ground_truth(tmp_path):
+    out = tmp_path / "sim"
+    assert main(["simulate", "--frames", "6", "--size", "48", "--count", "2", "--format", "ome-tiff,mp4", "--out", str(out)]) == 0
+    video = tifffile.imread(out / "toc_seed1.ome.tif")
+    masks = tifffile.imread(out / "toc_seed1_masks.tif")
+    assert video.shape == masks.shape == (6, 48, 48) and video.dtype.name == "uint16"
+    assert read_tiff_metadata(out / "toc_seed0.ome.tif").pixel_size_um == pytest.approx(1.3)
+    header = (out / "toc_seed0_tracks.csv").read_text().splitlines()[0]
+    assert header.startswith("track_id,kind,t,y_px,x_px")
+    assert not (tifffile.imread(out / "toc_seed0.ome.tif") == video).all()

@@ -57,7 +57,7 @@ def load_training_data(
         from savgan.model.data.simulator import SimulatorDataset, SimulatorParams
 
         params = SimulatorParams()
-        dataset = SimulatorDataset(length=frames, size=config.size, num_videos=count, seed=seed)
+        dataset = SimulatorDataset(num_videos=count, frames=frames, height=config.size, width=config.size, seed=seed)
         description = (
             f"tumour-on-chip simulator, {count} clips of {frames}x{config.size}x{config.size}, seed {seed}"
         )
