@@ -4,7 +4,13 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMESPACE_FOLDERS = {"model": "savgan.model", "cli": "savgan.cli"}
+NAMESPACE_FOLDERS = {
+    "model": "savgan.model",
+    "cli": "savgan.cli",
+    "common": "savgan.common",
+    "worker": "savgan.worker",
+    "service": "savgan.service",
+}
 
 
 def test_every_package_folder_is_listed_in_pyproject():
