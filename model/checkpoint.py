@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from savgan.model.video_io.atomic import atomic_path
+from savgan.model.atomic import atomic_path
 
 MANIFEST = "manifest.json"
 GENERATOR_WEIGHTS = "generator.safetensors"

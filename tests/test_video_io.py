@@ -12,7 +12,7 @@ import tifffile
 from PIL import Image
 
 from savgan.model.video_io import tiff as tiff_module
-from savgan.model.video_io.atomic import atomic_path
+from savgan.model.atomic import atomic_path
 from savgan.model.video_io.formats import FORMATS, write_video
 from savgan.model.video_io.intensity import from_integer, to_uint8, to_uint16
 from savgan.model.video_io.mp4 import encoded_size, probe_video, write_mp4

@@ -24,7 +24,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
-from .atomic import atomic_path
+from savgan.model.atomic import atomic_path
 from .intensity import check_model_video, to_uint8
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from .atomic import atomic_path
+from savgan.model.atomic import atomic_path
 from .intensity import check_model_video, to_uint8
 
 GAP_VALUE = 255  # white separators between tiles

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import tifffile
 
-from .atomic import atomic_path
+from savgan.model.atomic import atomic_path
 from .intensity import check_model_video, to_integer
 
 StorageDtype = Literal["uint8", "uint16", "float32"]
