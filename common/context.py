@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from savgan.common.jobs import JobStore, MemoryState, RedisState, TransientState
+from savgan.common.models_store import ModelStore
 from savgan.common.settings import Settings
 from savgan.common.storage import Storage, build_storage
 
@@ -15,6 +16,7 @@ class Context:
     storage: Storage
     transient: TransientState
     jobs: JobStore
+    models: ModelStore
 
 
 def build_context(settings: Settings, transient: TransientState | None = None) -> Context:
@@ -22,4 +24,4 @@ def build_context(settings: Settings, transient: TransientState | None = None) -
     storage = build_storage(settings)
     if transient is None:
         transient = MemoryState() if settings.mode == "embedded" else RedisState(settings.redis_url)
-    return Context(settings, storage, transient, JobStore(storage, transient))
+    return Context(settings, storage, transient, JobStore(storage, transient), ModelStore(storage))

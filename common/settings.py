@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="torch device of the workers: auto, cpu, cuda, cuda:N")
     webhook_timeout_s: float = Field(5.0, gt=0)
     webhook_attempts: int = Field(5, ge=1)
+    visibility_timeout_s: int = Field(
+        0,
+        ge=0,
+        description="Redis redelivers an unacknowledged task after this long; must exceed the longest hard "
+        "time limit; 0: that limit + 600 s",
+    )
 
     @field_validator("s3_endpoint_url", "s3_public_endpoint_url")
     @classmethod
@@ -69,13 +75,16 @@ class Settings(BaseSettings):
             raise ValueError("SAVGAN_GENERATE_TIME_LIMIT_S must exceed SAVGAN_GENERATE_SOFT_TIME_LIMIT_S")
         if self.train_time_limit_s <= self.train_soft_time_limit_s:
             raise ValueError("SAVGAN_TRAIN_TIME_LIMIT_S must exceed SAVGAN_TRAIN_SOFT_TIME_LIMIT_S")
+        longest = max(self.generate_time_limit_s, self.train_time_limit_s)
+        if self.visibility_timeout_s == 0:
+            self.visibility_timeout_s = longest + 600
+        elif self.visibility_timeout_s <= longest:
+            raise ValueError(
+                "SAVGAN_VISIBILITY_TIMEOUT_S must exceed the longest hard time limit "
+                f"({longest} s), or a running task would be handed to a second worker"
+            )
         self.owners_by_key()
         return self
-
-    @property
-    def visibility_timeout_s(self) -> int:
-        """Redis redelivers an unacknowledged task after this long: above the longest hard limit."""
-        return max(self.generate_time_limit_s, self.train_time_limit_s) + 600
 
     def owners_by_key(self) -> dict[str, str]:
         """key -> owner name, from ``owner:key`` pairs."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch.utils.data import Dataset
@@ -41,9 +42,17 @@ def clip_frames(config: ModelConfig) -> int:
 
 
 def load_training_data(
-    sources: Sequence[str], config: ModelConfig, count: int, seed: int = 0, show_progress: bool = True
+    sources: Sequence[str],
+    config: ModelConfig,
+    count: int,
+    seed: int = 0,
+    show_progress: bool = True,
+    patch_method: Literal["flow", "grid"] = "flow",
 ) -> TrainingData:
-    """``sources``: one built-in name (``mmnist``, ``toc-sim``) or recording file paths."""
+    """``sources``: one built-in name (``mmnist``, ``toc-sim``) or recording file paths.
+
+    ``patch_method`` chooses how recordings are cut: around moving cells, or on a grid.
+    """
     if not sources:
         raise ValueError(f"no training data given: name one of {', '.join(BUILTIN_SOURCES)} or recording files")
     frames = clip_frames(config)
@@ -70,20 +79,24 @@ def load_training_data(
             f"training data {unknown} not found: give existing recording files, or exactly one of "
             f"{', '.join(BUILTIN_SOURCES)}"
         )
-    return _recording_data([Path(s) for s in sources], config, show_progress)
+    return _recording_data([Path(s) for s in sources], config, show_progress, patch_method)
 
 
-def _recording_data(paths: list[Path], config: ModelConfig, show_progress: bool) -> TrainingData:
+def _recording_data(
+    paths: list[Path], config: ModelConfig, show_progress: bool, method: Literal["flow", "grid"] = "flow"
+) -> TrainingData:
     """Patches one latent step longer than the trained clip when the recordings allow, else trained-length ones."""
     from savgan.model.data.patches import PatchConfig, RecordingPatches
     from savgan.model.data.recordings import RecordingError
 
     try:
-        patches = RecordingPatches(paths, PatchConfig(patch_shape=(clip_frames(config), config.size, config.size)))
+        patches = RecordingPatches(
+            paths, PatchConfig(patch_shape=(clip_frames(config), config.size, config.size), method=method)
+        )
     except RecordingError as err:
         if "fewer than the patch length" not in str(err):
             raise
-        patches = RecordingPatches(paths, PatchConfig(patch_shape=(config.frames, config.size, config.size)))
+        patches = RecordingPatches(paths, PatchConfig(patch_shape=(config.frames, config.size, config.size), method=method))
     pixel, interval = patches.calibration()
     return TrainingData(
         bank_from_dataset(patches, show_progress), patches.describe(), pixel or 1.0, interval or 1.0

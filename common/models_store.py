@@ -1,0 +1,219 @@
+"""Model versions in object storage, beside the models bundled with the package.
+
+A version lives under ``models/{owner}/{name}/{version}/`` (manifest.json, generator and
+training-state safetensors, samples.png, losses.png). Its manifest is written last, and a
+version is listed only once its manifest exists, so a half-uploaded version is never seen.
+Bundled models (``savgan/model/bundled/<name>/``) are visible to every owner as version
+``bundled`` of owner ``public``. Manifests are read as JSON here: this module runs in the API
+image, which has no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from savgan.common.storage import Storage
+
+MANIFEST = "manifest.json"
+VERSION_FILES = (
+    "generator.safetensors",
+    "training_state.safetensors",
+    "samples.png",
+    "losses.png",
+)
+BUNDLED = "bundled"
+PUBLIC_OWNER = "public"
+
+
+def bundled_root() -> Path:
+    import savgan.model
+
+    return Path(savgan.model.__file__).parent / "bundled"
+
+
+class ModelVersionInfo(BaseModel):
+    owner: str = Field(description='who trained it; "public" for models bundled with the service')
+    name: str
+    version: str = Field(description='an integer counting up per name, or "bundled"')
+    source: Literal["stored", "bundled"]
+    step: int = Field(description="generator steps trained")
+    arch: str
+    clip: str = Field(description="trained clip, frames x height x width", examples=["16x32x32"])
+    data: str = Field(description="what it was trained on")
+    physical: dict[str, float] = Field(default_factory=dict, description="pixel_size_um, frame_interval_s")
+    base_model: str | None = Field(None, description="name:version it was fine-tuned from")
+    created_at: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    samples_key: str | None = Field(None, description="storage key of the sample montage")
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def prefix(self) -> str:
+        return f"models/{self.owner}/{self.name}/{self.version}/"
+
+
+class ModelInfo(BaseModel):
+    name: str
+    owner: str
+    versions: list[ModelVersionInfo] = Field(description="oldest first; the last one is used when none is named")
+
+
+def _version_info(owner: str, name: str, version: str, manifest: dict[str, Any], source: str, samples_key: str | None) -> ModelVersionInfo:
+    config = manifest.get("model_config", {})
+    physical = manifest.get("physical") or {}
+    return ModelVersionInfo(
+        owner=owner,
+        name=name,
+        version=version,
+        source=source,
+        step=int(manifest.get("step", 0)),
+        arch=config.get("arch", "savgan"),
+        clip=f"{config.get('frames', '?')}x{config.get('size', '?')}x{config.get('size', '?')}",
+        data=str(manifest.get("data", "")),
+        physical={k: float(v) for k, v in physical.items() if isinstance(v, int | float)},
+        base_model=manifest.get("base_model"),
+        created_at=manifest.get("published_at") or manifest.get("saved_at"),
+        metrics=manifest.get("metrics") or {},
+        samples_key=samples_key,
+    )
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (-1, version)
+
+
+class ModelStore:
+    """List, resolve, publish and fetch model versions; manifests are cached (published ones never change)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._manifests: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _manifest(self, key: str) -> dict[str, Any]:
+        with self._lock:
+            cached = self._manifests.get(key)
+        if cached is None:
+            cached = json.loads(self.storage.get_bytes(key))
+            with self._lock:
+                self._manifests[key] = cached
+        return cached
+
+    def _stored(self, owner: str) -> dict[str, list[ModelVersionInfo]]:
+        keys = self.storage.list(f"models/{owner}/")
+        present = set(keys)
+        found: dict[str, list[ModelVersionInfo]] = {}
+        for key in keys:
+            parts = key.split("/")
+            if len(parts) != 5 or parts[4] != MANIFEST:
+                continue
+            name, version = parts[2], parts[3]
+            samples = f"models/{owner}/{name}/{version}/samples.png"
+            info = _version_info(owner, name, version, self._manifest(key), "stored", samples if samples in present else None)
+            found.setdefault(name, []).append(info)
+        for versions in found.values():
+            versions.sort(key=lambda v: _version_order(v.version))
+        return found
+
+    @staticmethod
+    def _bundled() -> dict[str, ModelVersionInfo]:
+        root = bundled_root()
+        if not root.is_dir():
+            return {}
+        found = {}
+        for folder in sorted(root.iterdir()):
+            if (folder / MANIFEST).is_file():
+                manifest = json.loads((folder / MANIFEST).read_text())
+                found[folder.name] = _version_info(PUBLIC_OWNER, folder.name, BUNDLED, manifest, "bundled", None)
+        return found
+
+    def list_models(self, owner: str) -> list[ModelInfo]:
+        """The owner's models, then bundled ones; a name the owner also trained lists both kinds of version."""
+        stored = self._stored(owner)
+        bundled = self._bundled()
+        models = []
+        for name in sorted(set(stored) | set(bundled)):
+            versions = stored.get(name, []) + ([bundled[name]] if name in bundled else [])
+            models.append(ModelInfo(name=name, owner=owner if name in stored else PUBLIC_OWNER, versions=versions))
+        return models
+
+    def get_model(self, owner: str, name: str) -> ModelInfo | None:
+        return next((m for m in self.list_models(owner) if m.name == name), None)
+
+    def resolve(self, owner: str, spec: str) -> ModelVersionInfo:
+        """``name`` (newest trained version, else the bundled one) or ``name:version``."""
+        name, _, version = spec.partition(":")
+        model = self.get_model(owner, name)
+        if model is None:
+            known = ", ".join(m.name for m in self.list_models(owner)) or "none yet"
+            raise LookupError(f"no model named {name!r}; known models: {known}")
+        if not version:
+            stored = [v for v in model.versions if v.source == "stored"]
+            return (stored or model.versions)[-1]
+        for info in model.versions:
+            if info.version == version:
+                return info
+        versions = ", ".join(v.version for v in model.versions)
+        raise LookupError(f"model {name!r} has no version {version!r}; versions: {versions}")
+
+    def _next_version(self, owner: str, name: str) -> str:
+        """Counts every key under the name, so a half-uploaded version's number is never reused."""
+        used = [k.split("/")[3] for k in self.storage.list(f"models/{owner}/{name}/")]
+        return str(max((int(v) for v in used if v.isdigit()), default=0) + 1)
+
+    def publish_run(self, owner: str, name: str, run_dir: Path) -> ModelVersionInfo:
+        """Upload a training run folder as the next version of ``name``; the manifest goes last."""
+        run_dir = Path(run_dir)
+        manifest = json.loads((run_dir / MANIFEST).read_text())
+        version = self._next_version(owner, name)
+        manifest["published_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        final = f"models/{owner}/{name}/{version}/"
+        staging = f"tmp/models/{owner}/{name}/{version}-{uuid.uuid4().hex}/"
+        files = [f for f in VERSION_FILES if (run_dir / f).is_file()]
+        for filename in files:
+            self.storage.put_file(staging + filename, run_dir / filename, _content_type(filename))
+        self.storage.put_bytes(staging + MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode(), "application/json")
+        for filename in [*files, MANIFEST]:
+            self.storage.publish(staging + filename, final + filename)
+        samples = final + "samples.png" if "samples.png" in files else None
+        return _version_info(owner, name, version, manifest, "stored", samples)
+
+    def fetch(self, info: ModelVersionInfo, cache_dir: Path) -> Path:
+        """A local folder holding the version; downloaded once (atomically) and reused afterwards."""
+        if info.source == "bundled":
+            return bundled_root() / info.name
+        target = Path(cache_dir) / info.owner / info.name / info.version
+        if (target / MANIFEST).is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.parent / f".{info.version}.{os.getpid()}.{uuid.uuid4().hex}.partial"
+        partial.mkdir()
+        try:
+            for key in self.storage.list(info.prefix):
+                self.storage.download(key, partial / key.rsplit("/", 1)[-1])
+            if not (partial / MANIFEST).is_file():
+                raise LookupError(f"model {info.spec} of {info.owner} has no manifest in storage")
+            try:
+                os.rename(partial, target)
+            except OSError:
+                if not (target / MANIFEST).is_file():
+                    raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        return target
+
+
+def _content_type(filename: str) -> str:
+    return "image/png" if filename.endswith(".png") else "application/octet-stream"

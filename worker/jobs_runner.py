@@ -1,0 +1,333 @@
+"""What a generate or train job does, shared by the Celery tasks and the embedded worker thread.
+
+The durable job record is the truth: a job is marked running with an attempt count (a job
+that keeps killing its worker fails after ``max_attempts`` instead of looping), and ends in
+one save that sets its state, results and finish time together. Results are uploaded under
+``tmp/{job}/`` and published to ``results/{job}/`` before that save, so a result a client
+can see is always complete. Cancellation is cooperative: generation checks between videos,
+training after every step (and keeps its last checkpoint as a model version).
+
+Counters for ``/metrics`` (``TransientState.incr``): ``generated_frames``, ``jobs_succeeded``,
+``jobs_failed``, ``jobs_cancelled``, ``job_duration_seconds_sum:{kind}`` and
+``job_duration_seconds_count:{kind}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from savgan.common.context import Context
+from savgan.common.jobs import JobRecord, JobState, Progress, ResultFile
+from savgan.common.requests import GenerateRequest, TrainRequest
+from savgan.common.webhooks import send_webhook
+from savgan.worker import runtime
+
+if TYPE_CHECKING:
+    from savgan.model.train import TrainProgress
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Progress], None]
+DEFAULT_PIXEL_SIZE_UM = 1.0
+DEFAULT_FRAME_INTERVAL_S = 1.0
+CHECKPOINT_FILES = ("training_state.safetensors", "generator.safetensors", "log.jsonl", "samples.png", "losses.png")
+RUN_MANIFEST = "manifest.json"
+CONTENT_TYPES = {".tif": "image/tiff", ".mp4": "video/mp4", ".gif": "image/gif", ".png": "image/png"}
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when its owner asked to cancel it."""
+
+
+@dataclass
+class Outcome:
+    state: JobState
+    error: str | None = None
+    results: list[ResultFile] = field(default_factory=list)
+    model: str | None = None
+
+
+class Reporter:
+    """Turns (step, total) into a Progress with an ETA, for the transient store and the task state."""
+
+    def __init__(self, ctx: Context, job_id: str, callback: ProgressCallback | None) -> None:
+        self.ctx, self.job_id, self.callback = ctx, job_id, callback
+        self.started = time.monotonic()
+        self.last = Progress()
+
+    def update(self, step: int, total: int, message: str = "", eta_s: float | None = None) -> None:
+        elapsed = time.monotonic() - self.started
+        if eta_s is None and 0 < step < total:
+            eta_s = elapsed / step * (total - step)
+        fraction = min(1.0, step / total) if total else 0.0
+        self.last = Progress(fraction=fraction, step=step, total=total, eta_s=eta_s, message=message)
+        self.ctx.jobs.set_progress(self.job_id, self.last)
+        if self.callback:
+            self.callback(self.last)
+
+
+def run_generate(ctx: Context, job_id: str, on_progress: ProgressCallback | None = None) -> JobState | None:
+    """Run a generate job to its end; None when there was nothing to run (unknown or finished job)."""
+    return _run(ctx, job_id, _generate, on_progress)
+
+
+def run_train(ctx: Context, job_id: str, on_progress: ProgressCallback | None = None) -> JobState | None:
+    """Run a train job to its end; None when there was nothing to run (unknown or finished job)."""
+    return _run(ctx, job_id, _train, on_progress)
+
+
+Work = Callable[[Context, JobRecord, Reporter], Outcome]
+
+
+def _run(ctx: Context, job_id: str, work: Work, on_progress: ProgressCallback | None) -> JobState | None:
+    record = ctx.jobs.get(job_id)
+    if record is None:
+        log.warning("job %s has no record; nothing to run", job_id)
+        return None
+    if record.finished:
+        return None
+    reporter = Reporter(ctx, job_id, on_progress)
+    outcome = _admit(ctx, record)
+    if outcome is None:
+        try:
+            outcome = work(ctx, record, reporter)
+        except JobCancelled:
+            outcome = Outcome("cancelled")
+        except SoftTimeLimitExceeded:
+            limit = ctx.settings.generate_soft_time_limit_s if record.kind == "generate" else ctx.settings.train_soft_time_limit_s
+            outcome = Outcome("failed", error=f"the job took longer than {limit} s, this server's limit, and was stopped")
+        except Exception as err:  # noqa: BLE001 - every failure must end the job with a message
+            log.exception("job %s failed", job_id)
+            outcome = Outcome("failed", error=describe_error(err))
+    _finish(ctx, record, outcome, reporter)
+    return record.state
+
+
+def abandon(ctx: Context, job_id: str, state: JobState, error: str | None = None) -> None:
+    """End a job whose process was stopped from outside (hard time limit, revoke), unless it already ended."""
+    record = ctx.jobs.get(job_id)
+    if record is not None and not record.finished:
+        reporter = Reporter(ctx, job_id, None)
+        reporter.last = record.progress
+        _finish(ctx, record, Outcome(state, error=error), reporter)
+
+
+def describe_error(err: Exception) -> str:
+    """Bad inputs (ValueError, including unreadable recordings; unknown models) speak for themselves."""
+    if isinstance(err, ValueError | LookupError):
+        return str(err)
+    return f"internal error: {type(err).__name__}: {err}"
+
+
+def _admit(ctx: Context, record: JobRecord) -> Outcome | None:
+    """Mark the job running, or say why it ends before starting."""
+    if ctx.jobs.cancel_requested(record.id):
+        return Outcome("cancelled")
+    record.attempts += 1
+    if record.attempts > ctx.settings.max_attempts:
+        return Outcome(
+            "failed",
+            error=f"worker died {record.attempts - 1} times on this job; giving up "
+            "(it may need more memory or time than a worker has)",
+        )
+    record.state = "running"
+    record.started_at = record.started_at or time.time()
+    ctx.jobs.save(record)
+    return None
+
+
+def _finish(ctx: Context, record: JobRecord, outcome: Outcome, reporter: Reporter) -> None:
+    record.state = outcome.state
+    record.error = outcome.error
+    record.results = outcome.results
+    record.model = outcome.model
+    record.finished_at = time.time()
+    record.progress = reporter.last
+    if outcome.state == "succeeded":
+        record.progress = reporter.last.model_copy(update={"fraction": 1.0, "eta_s": 0.0, "message": "done"})
+    ctx.jobs.save(record)
+    ctx.transient.incr(f"jobs_{outcome.state}")
+    if record.started_at is not None:
+        ctx.transient.incr(f"job_duration_seconds_sum:{record.kind}", record.finished_at - record.started_at)
+        ctx.transient.incr(f"job_duration_seconds_count:{record.kind}")
+    send_webhook(record, ctx.settings)
+
+
+def _check_cancel(ctx: Context, job_id: str) -> None:
+    if ctx.jobs.cancel_requested(job_id):
+        raise JobCancelled
+
+
+def _file_stem(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
+
+
+def _content_type(path: Path) -> str:
+    return CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _publish_results(ctx: Context, job_id: str, files: list[tuple[Path, str, str]]) -> list[ResultFile]:
+    """Upload every (path, role, format) under tmp/, then publish them all: nothing partial is ever a result."""
+    results = []
+    for path, role, fmt in files:
+        ctx.storage.put_file(f"tmp/{job_id}/{path.name}", path, _content_type(path))
+        results.append(
+            ResultFile(
+                key=f"results/{job_id}/{path.name}",
+                filename=path.name,
+                role=role,
+                format=fmt,
+                bytes=path.stat().st_size,
+                sha256=_sha256(path),
+            )
+        )
+    for result in results:
+        ctx.storage.publish(f"tmp/{job_id}/{result.filename}", result.key)
+    return results
+
+
+def _generate(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
+    from savgan.model.generate import generate_videos
+    from savgan.model.video_io.formats import write_video
+    from savgan.model.video_io.preview import montage_png
+
+    request = GenerateRequest.model_validate(record.params)
+    info = ctx.models.resolve(record.owner, request.model)
+    reporter.update(0, request.count, f"loading model {info.spec}")
+    generator = runtime.models.generator(ctx, info)
+    _check_cancel(ctx, record.id)
+
+    def on_video(done: int, total: int) -> None:
+        reporter.update(done, total, f"generated video {done} of {total}")
+        _check_cancel(ctx, record.id)
+
+    videos = generate_videos(generator, request.seed, request.frames, request.count, on_video)
+    pixel = request.pixel_size_um or info.physical.get("pixel_size_um", DEFAULT_PIXEL_SIZE_UM)
+    interval = request.frame_interval_s or info.physical.get("frame_interval_s", DEFAULT_FRAME_INTERVAL_S)
+    with tempfile.TemporaryDirectory(prefix=f"savgan-{record.id}-") as tmp:
+        folder = Path(tmp)
+        files: list[tuple[Path, str, str]] = []
+        for index, video in enumerate(videos):
+            stem = folder / _file_stem(f"{info.name}-{info.version}_seed{request.seed}_{index:03d}")
+            files += [(write_video(stem, video, fmt, pixel, interval), "video", fmt) for fmt in request.formats]
+        preview = folder / "preview.png"
+        montage_png(preview, videos)
+        files.append((preview, "preview", "png"))
+        results = _publish_results(ctx, record.id, files)
+    ctx.transient.incr("generated_frames", request.count * request.frames)
+    return Outcome("succeeded", results=results)
+
+
+def _run_prefix(job_id: str) -> str:
+    return f"runs/{job_id}/"
+
+
+def _download_checkpoint(ctx: Context, job_id: str, run_dir: Path) -> bool:
+    """A previous attempt's last checkpoint, when one was completely uploaded."""
+    prefix = _run_prefix(job_id)
+    if not ctx.storage.exists(prefix + RUN_MANIFEST):
+        return False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in (*CHECKPOINT_FILES, RUN_MANIFEST):
+        if ctx.storage.exists(prefix + name):
+            ctx.storage.download(prefix + name, run_dir / name)
+    return True
+
+
+def _upload_checkpoint(ctx: Context, job_id: str, run_dir: Path) -> None:
+    """Manifest removed first and written last: a stored manifest always matches the files beside it."""
+    prefix = _run_prefix(job_id)
+    ctx.storage.delete(prefix + RUN_MANIFEST)
+    for name in CHECKPOINT_FILES:
+        if (run_dir / name).is_file():
+            ctx.storage.put_file(prefix + name, run_dir / name)
+    ctx.storage.put_file(prefix + RUN_MANIFEST, run_dir / RUN_MANIFEST, "application/json")
+
+
+def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
+    from savgan.model.config import ModelConfig, TrainConfig, preset
+    from savgan.model.data.sources import load_training_data
+    from savgan.model.train import Trainer, TrainHooks
+
+    request = TrainRequest.model_validate(record.params)
+    device = runtime.resolve_device(ctx.settings.device)
+    with tempfile.TemporaryDirectory(prefix=f"savgan-{record.id}-") as tmp:
+        data_dir, run_dir = Path(tmp) / "data", Path(tmp) / "run"
+        data_dir.mkdir()
+        reporter.update(0, request.steps, "downloading recordings")
+        paths = []
+        for index, upload in enumerate(request.uploads):
+            path = data_dir / _file_stem(f"{index:02d}-{upload.filename}")
+            ctx.storage.download(upload.key, path)
+            paths.append(path)
+        resumed = _download_checkpoint(ctx, record.id, run_dir)
+        base_dir, base_spec = None, None
+        if resumed:
+            config = ModelConfig.from_dict(json.loads((run_dir / RUN_MANIFEST).read_text())["model_config"])
+        elif request.base_model:
+            base = ctx.models.resolve(record.owner, request.base_model)
+            base_dir, base_spec = ctx.models.fetch(base, ctx.settings.worker_model_cache_dir), base.spec
+            config = ModelConfig.from_dict(json.loads((base_dir / RUN_MANIFEST).read_text())["model_config"])
+        else:
+            config = preset(request.preset)
+        reporter.update(0, request.steps, "cutting training patches")
+        data = load_training_data(
+            [str(p) for p in paths], config, count=0, seed=request.seed, show_progress=False, patch_method=request.patch_method
+        )
+        _check_cancel(ctx, record.id)
+        if resumed:
+            trainer = Trainer.resume(run_dir, data.bank, device, steps=request.steps)
+        else:
+            train_config = TrainConfig(
+                steps=request.steps,
+                batch_size=request.batch_size,
+                lr_g=request.lr_g,
+                lr_d=request.lr_d,
+                n_critic=request.n_critic,
+                seed=request.seed,
+                sample_every=request.checkpoint_every,
+                checkpoint_every=request.checkpoint_every,
+            )
+            physical = {"pixel_size_um": data.pixel_size_um, "frame_interval_s": data.frame_interval_s}
+            trainer = Trainer(config, train_config, data.bank, run_dir, data.description, device, physical)
+            if base_dir is not None:
+                trainer.load_weights(base_dir, base_spec)
+        checkpoint_every = trainer.train_config.checkpoint_every
+
+        def on_progress(progress: TrainProgress) -> None:
+            losses = progress.losses
+            reporter.update(
+                progress.step,
+                progress.total_steps,
+                f"W video {losses['wasserstein_video']:.3f}, W image {losses['wasserstein_image']:.3f}, "
+                f"G loss {losses['loss_generator']:.3f}",
+                progress.eta_s,
+            )
+            if progress.step % checkpoint_every == 0:
+                _upload_checkpoint(ctx, record.id, run_dir)
+
+        hooks = TrainHooks(on_progress, lambda: ctx.jobs.cancel_requested(record.id), show_progress_bar=False)
+        result = trainer.train(hooks)
+        version = ctx.models.publish_run(record.owner, request.name, run_dir)
+        shown = [(run_dir / "samples.png", "montage", "png"), (run_dir / "losses.png", "preview", "png")]
+        results = _publish_results(ctx, record.id, [f for f in shown if f[0].is_file()])
+    ctx.storage.delete_prefix(_run_prefix(record.id))
+    return Outcome("cancelled" if result.stopped_early else "succeeded", results=results, model=version.spec)

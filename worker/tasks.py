@@ -1,0 +1,72 @@
+"""The Celery tasks: thin wrappers that run the shared job code with this process's context.
+
+The context (storage clients, Redis connection) is built in each prefork child, because
+neither boto3 clients nor sockets survive a fork well. Progress is mirrored into a custom
+``PROGRESS`` task state for Flower and result watchers. When a child is stopped from outside
+(hard time limit, ``revoke(terminate=True)``), the parent process records the job's end, since
+the child can no longer do it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from typing import Any
+
+from celery import Task
+from celery.exceptions import TimeLimitExceeded
+from celery.signals import task_failure, task_revoked, worker_process_init
+
+from savgan.common.context import Context, build_context
+from savgan.common.jobs import JobState, Progress
+from savgan.common.settings import get_settings
+from savgan.worker.app import TASK_NAMES, app
+from savgan.worker.jobs_runner import ProgressCallback, abandon, run_generate, run_train
+
+PROGRESS_STATE = "PROGRESS"
+
+
+@cache
+def process_context() -> Context:
+    return build_context(get_settings())
+
+
+@worker_process_init.connect
+def _preload(**_: Any) -> None:
+    """Import torch and the model code in each child before its first task (no CUDA call here),
+    so time limits measure work, not imports; ``worker_proc_alive_timeout`` allows for it.
+    A context the parent built (see below) is dropped: the child opens its own connections."""
+    importlib.import_module("savgan.model.generate")
+    importlib.import_module("savgan.model.train")
+    process_context.cache_clear()
+    process_context()
+
+
+@task_failure.connect
+def _hard_time_limit(exception: BaseException | None = None, args: tuple = (), **_: Any) -> None:
+    if isinstance(exception, TimeLimitExceeded) and args:
+        message = f"the job was stopped after {exception.args[0]} s, this server's hard time limit"
+        abandon(process_context(), args[0], "failed", message)
+
+
+@task_revoked.connect
+def _terminated(request: Any = None, terminated: bool = False, **_: Any) -> None:
+    if terminated and request is not None and request.args:
+        abandon(process_context(), request.args[0], "cancelled")
+
+
+def _reporter(task: Task, job_id: str) -> ProgressCallback:
+    def report(progress: Progress) -> None:
+        task.update_state(task_id=job_id, state=PROGRESS_STATE, meta=progress.model_dump())
+
+    return report
+
+
+@app.task(name=TASK_NAMES["generate"], bind=True)
+def generate(self: Task, job_id: str) -> JobState | None:
+    return run_generate(process_context(), job_id, _reporter(self, job_id))
+
+
+@app.task(name=TASK_NAMES["train"], bind=True)
+def train(self: Task, job_id: str) -> JobState | None:
+    return run_train(process_context(), job_id, _reporter(self, job_id))
