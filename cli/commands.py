@@ -62,6 +62,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     manifest_path = args.out / ckpt.MANIFEST
     base = None
+    if args.resume_from:
+        if manifest_path.exists():
+            raise ValueError(f"{args.out} already holds a run: --resume-from needs a new --out folder")
+        ckpt.unpack_run(args.resume_from, args.out)
+        args.resume = True
     if args.resume:
         config = ModelConfig.from_dict(ckpt.read_json(manifest_path)["model_config"])
     elif manifest_path.exists():
@@ -113,3 +118,8 @@ def models(args: argparse.Namespace) -> list[dict[str, Any]]:
     if not found:
         print(f"no models installed in {registry.models_root()} and none bundled; try --model init:cpu")
     return found
+
+
+def pack(args: argparse.Namespace) -> dict[str, Any]:
+    ckpt.pack_run(args.run, args.out)
+    return {"packed": str(args.out), "bytes": args.out.stat().st_size}

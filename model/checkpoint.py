@@ -80,3 +80,37 @@ def module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
 def load_module(prefix: str, module: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
     own = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
     module.load_state_dict(own)
+
+
+COMPACT_MOMENTS = ("exp_avg", "exp_avg_sq")
+
+
+def pack_run(run_dir: Path, out_file: Path) -> None:
+    """One file that resumes a run: its training state with Adam moments in bf16, the manifest in the metadata.
+
+    Small enough to commit between sessions (weights stay float32; the moments, two thirds of
+    the state, are halved). Resuming from it continues from the same weights with moments
+    rounded to bf16: close to, but not bit-for-bit, the uninterrupted run; the run folder's own
+    training_state.safetensors is the exact one.
+    """
+    tensors = load_tensors(Path(run_dir) / TRAINING_STATE)
+    packed = {k: v.to(torch.bfloat16) if k.rsplit(".", 1)[-1] in COMPACT_MOMENTS else v for k, v in tensors.items()}
+    manifest = read_json(Path(run_dir) / MANIFEST)
+    with atomic_path(out_file) as tmp:
+        save_file(packed, str(tmp), metadata={"manifest": json.dumps(manifest, sort_keys=True)})
+
+
+def unpack_run(packed_file: Path, run_dir: Path) -> None:
+    """Recreate a resumable run folder (manifest, training state, generator) from :func:`pack_run`'s file."""
+    from safetensors import safe_open
+
+    with safe_open(str(packed_file), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    if "manifest" not in metadata:
+        raise ValueError(f"{packed_file} is not a packed savgan run (no manifest in its metadata)")
+    tensors = {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in load_tensors(Path(packed_file)).items()}
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_tensors(run_dir / TRAINING_STATE, tensors)
+    save_tensors(run_dir / GENERATOR_WEIGHTS, {k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
+    write_json(run_dir / MANIFEST, json.loads(metadata["manifest"]))

@@ -123,3 +123,31 @@ def test_fine_tuning_starts_from_the_base_weights(tmp_path):
 def test_bad_training_data_is_refused(tmp_path):
     with pytest.raises(ValueError, match="at least 8x16x16"):
         Trainer(TINY, tiny_config(), torch.zeros(2, 1, 4, 16, 16), tmp_path / "x", "short")
+
+
+def test_packed_run_resumes_from_the_same_weights_with_bf16_moments(tmp_path):
+    from savgan.model.checkpoint import pack_run, unpack_run
+
+    run(tmp_path, "orig", steps=2)
+    pack_run(tmp_path / "orig", tmp_path / "run.safetensors")
+    unpack_run(tmp_path / "run.safetensors", tmp_path / "copy")
+    original = Trainer.resume(tmp_path / "orig", tiny_bank(), steps=3)
+    copy = Trainer.resume(tmp_path / "copy", tiny_bank(), steps=3)
+    assert copy.step == 2
+    assert all(torch.equal(v, copy.generator.state_dict()[k]) for k, v in original.generator.state_dict().items())
+    moments = [(original.opt_dv.state[p]["exp_avg_sq"], copy.opt_dv.state[q]["exp_avg_sq"])
+               for p, q in zip(original.video_critic.parameters(), copy.video_critic.parameters())]
+    assert all(torch.allclose(a, b, rtol=1e-2, atol=1e-12) for a, b in moments)
+    assert any(not torch.equal(a, b) for a, b in moments)  # rounded, as documented
+    copy.train(TrainHooks(show_progress_bar=False))
+    assert copy.step == 3
+
+
+def test_unpacking_a_file_that_is_not_a_packed_run_says_so(tmp_path):
+    from safetensors.torch import save_file
+
+    from savgan.model.checkpoint import unpack_run
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "w.safetensors"))
+    with pytest.raises(ValueError, match="not a packed savgan run"):
+        unpack_run(tmp_path / "w.safetensors", tmp_path / "out")
