@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from savgan.cli import commands
+
+SERVICE_COMMANDS = ("serve", "worker")
 
 
 def _csv(value: str) -> list[str]:
@@ -51,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
     train.add_argument("--device", default="cpu")
     train.add_argument("--install-as", default=None, help="install the result as this model name")
+    train.add_argument("--resume-from", type=Path, default=None, help="packed run file (see pack) to resume into --out")
+
+    pack = sub.add_parser("pack", help="pack a run folder into one resumable file (to carry or commit)")
+    pack.add_argument("--run", type=Path, required=True)
+    pack.add_argument("--out", type=Path, required=True)
 
     sim = sub.add_parser("simulate", help="simulated tumour-on-chip videos with ground truth")
     sim.add_argument("--frames", type=int, default=32)
@@ -61,13 +67,27 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", type=Path, default=Path("simulated"))
 
     sub.add_parser("models", help="list installed and bundled models")
+
+    serve = sub.add_parser("serve", help="run the HTTP API (with --embedded: API and worker in one process)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--embedded", action="store_true", help="no Redis, no S3: local folder and a worker thread")
+
+    worker = sub.add_parser("worker", help="run a Celery worker (needs Redis and S3 settings)")
+    worker.add_argument("--queues", type=_csv, default=["generate", "train"])
+    worker.add_argument("--concurrency", type=int, default=1, help="processes; one per GPU")
+    worker.add_argument("--loglevel", default="info")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in SERVICE_COMMANDS:
+        from savgan.cli import service_commands as handlers
+    else:
+        from savgan.cli import commands as handlers
     try:
-        result = getattr(commands, args.command)(args)
+        result = getattr(handlers, args.command)(args)
     except (ValueError, LookupError, FileNotFoundError) as err:
         print(f"savgan {args.command}: error: {err}", file=sys.stderr)
         return 2

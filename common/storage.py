@@ -288,7 +288,7 @@ class LocalStorage(Storage):
         """True for an unexpired link this storage signed."""
         if expires < time.time():
             return False
-        return hmac.compare_digest(self.signature(check_key(key), filename, expires), signature)
+        return hmac.compare_digest(self.signature(check_key(key), filename, expires).encode(), signature.encode())
 
     def ping(self) -> None:
         if not self.root.is_dir():

@@ -29,3 +29,19 @@ def test_the_import_names_live_under_the_savgan_namespace():
 
     assert Path(savgan.model.__file__).resolve().parent == ROOT / "model"
     assert Path(savgan.cli.__file__).resolve().parent == ROOT / "cli"
+
+
+def test_the_api_side_imports_without_torch():
+    """The API image carries no torch: its modules and the serve command must not import it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import savgan.service.app, savgan.service.server, savgan.worker.app, savgan.common.models_store\n"
+        "from savgan.cli.main import build_parser\n"
+        "build_parser().parse_args(['serve', '--embedded'])\n"
+        "assert 'savgan.model.networks' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

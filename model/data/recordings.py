@@ -85,6 +85,94 @@ class Recording:
         return t, h, w
 
 
+def container_of(head: bytes) -> Literal["tiff", "mp4", "avi"] | None:
+    """The recording container the first bytes announce, or None."""
+    if head[:4] in _TIFF_MAGIC:
+        return "tiff"
+    if head[4:8] == b"ftyp":
+        return "mp4"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    return None
+
+
+def known_other_type(head: bytes) -> str | None:
+    """What a non-recording file is ("a PNG image", ...), when its magic bytes tell."""
+    return next((what for magic, what in _OTHER_MAGIC.items() if head.startswith(magic)), None)
+
+
+def probe_recording(path: Path, kind: Literal["tiff", "mp4", "avi"]) -> tuple[int, int, int]:
+    """(frames, height, width) without keeping pixels: TIFF from the header, video by counting decoded frames.
+
+    Checks the same limits, axes and integrity as :func:`read_recording`, so an upload can be
+    refused before a job is queued.
+    """
+    return _probe_tiff(path) if kind == "tiff" else _probe_video(path, kind)
+
+
+def _probe_tiff(path: Path) -> tuple[int, int, int]:
+    file_size = path.stat().st_size
+    with _tifffile_errors() as errors:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                if not tif.series:
+                    raise _corrupt(path, "no image data found")
+                if len(tif.series) > 1:
+                    raise RecordingError(
+                        path, f"holds {len(tif.series)} image series", "save one time-lapse per file, all frames the same size"
+                    )
+                series = tif.series[0]
+                if errors.messages:
+                    raise _corrupt(path, errors.messages[0][:200])
+                index, kept = _select_axes(path, series.axes, series.shape, None, None)
+                sizes = dict(zip(kept, (n for n, i in zip(series.shape, index) if isinstance(i, slice))))
+                frames = next(n for a, n in sizes.items() if a in _TIME_AXES)
+                _check_limits(path, frames, sizes["Y"], sizes["X"], series.nbytes, RecordingLimits())
+                _check_extents(path, series, file_size)
+                if series.dtype is None or series.dtype.kind not in "uif":
+                    raise RecordingError(path, f"pixel type {series.dtype} is not supported",
+                                             "save as 8- or 16-bit integers or 32-bit floats")
+        except RecordingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any parser failure on user bytes is a corrupt file
+            raise _corrupt(path, f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+    if errors.messages:
+        raise _corrupt(path, errors.messages[0][:200])
+    return frames, sizes["Y"], sizes["X"]
+
+
+def _probe_video(path: Path, kind: str) -> tuple[int, int, int]:
+    """Size from the header; frames counted by decoding to 8-bit gray without keeping them, because a
+    video cut short keeps its header (MP4 with the index in front) and would otherwise pass."""
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="gray", bits_per_pixel=8)
+    decoded = 0
+    try:
+        meta = next(reader)
+        width, height = (int(n) for n in meta["size"])
+        declared = math.ceil(float(meta.get("fps") or 0) * float(meta.get("duration") or 0))
+        _check_limits(path, declared, height, width, 0, RecordingLimits())
+        for _ in reader:
+            decoded += 1
+            if decoded > RecordingLimits().max_frames:
+                _check_limits(path, decoded, height, width, 0, RecordingLimits())
+    except (RuntimeError, OSError, ValueError, StopIteration) as exc:
+        last = (str(exc).strip().splitlines() or [""])[-1][:200]
+        raise RecordingError(
+            path, f"ffmpeg cannot decode this {kind.upper()} file: it is corrupt or truncated ({last})",
+            "check the file plays, or export it again",
+        ) from exc
+    finally:
+        reader.close()
+    if decoded == 0:
+        raise RecordingError(path, "the video contains no frames", "export the video again")
+    if decoded < declared - max(2, declared // 20):
+        raise RecordingError(
+            path, f"the {kind.upper()} file is truncated: its header declares about {declared} frames but only {decoded} decode",
+            "export or copy the video again",
+        )
+    return decoded, height, width
+
+
 def sniff_format(path: str | os.PathLike[str]) -> Literal["tiff", "mp4", "avi"]:
     """Decide the container from the first bytes; refuse empty and unsupported files."""
     p = Path(path)
@@ -94,15 +182,12 @@ def sniff_format(path: str | os.PathLike[str]) -> Literal["tiff", "mp4", "avi"]:
         head = fh.read(16)
     if not head:
         raise RecordingError(p, "the file is empty (0 bytes)", "upload or copy it again")
-    if head[:4] in _TIFF_MAGIC:
-        return "tiff"
-    if head[4:8] == b"ftyp":
-        return "mp4"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "avi"
-    for magic, what in _OTHER_MAGIC.items():
-        if head.startswith(magic):
-            raise RecordingError(p, f"this is {what}, not a time-lapse recording", _FIX_FORMAT)
+    kind = container_of(head)
+    if kind is not None:
+        return kind
+    what = known_other_type(head)
+    if what is not None:
+        raise RecordingError(p, f"this is {what}, not a time-lapse recording", _FIX_FORMAT)
     if len(head) < 8:
         raise RecordingError(p, f"the file is only {len(head)} bytes long", _FIX_FORMAT)
     raise RecordingError(p, "unsupported or unrecognised file type", _FIX_FORMAT)

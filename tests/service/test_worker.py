@@ -35,20 +35,6 @@ SHORT_LIMITS = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained cpu-preset generator saved as a run folder (manifest + weights)."""
-    from savgan.model import checkpoint as ckpt
-    from savgan.model import registry
-
-    record = registry.resolve("init:cpu")
-    folder = tmp_path_factory.mktemp("tiny-run")
-    ckpt.save_tensors(folder / ckpt.GENERATOR_WEIGHTS, registry.load_generator(record).state_dict())
-    manifest = {**record.manifest, "physical": {"pixel_size_um": 0.65, "frame_interval_s": 300.0}}
-    ckpt.write_json(folder / ckpt.MANIFEST, manifest)
-    return folder
-
-
 def wait_for(ctx: Context, job_id: str, done, timeout_s: float = 60) -> JobRecord:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
