@@ -110,18 +110,24 @@ def probe_recording(path: Path, kind: Literal["tiff", "mp4", "avi"]) -> tuple[in
     return _probe_tiff(path) if kind == "tiff" else _probe_video(path, kind)
 
 
+def _only_series(tif: tifffile.TiffFile, path: Path) -> tifffile.TiffPageSeries:
+    """The file's single image series: a file with none is corrupt, one with several is ambiguous."""
+    if not tif.series:
+        raise _corrupt(path, "no image data found")
+    if len(tif.series) > 1:
+        shapes = ", ".join(f"{x.axes} {x.shape}" for x in tif.series[:4])
+        raise RecordingError(path, f"holds {len(tif.series)} image series ({shapes}"
+                             f"{', ...' if len(tif.series) > 4 else ''})",
+                             "save one time-lapse per file, all frames the same size")
+    return tif.series[0]
+
+
 def _probe_tiff(path: Path) -> tuple[int, int, int]:
     file_size = path.stat().st_size
     with _tifffile_errors() as errors:
         try:
             with tifffile.TiffFile(path) as tif:
-                if not tif.series:
-                    raise _corrupt(path, "no image data found")
-                if len(tif.series) > 1:
-                    raise RecordingError(
-                        path, f"holds {len(tif.series)} image series", "save one time-lapse per file, all frames the same size"
-                    )
-                series = tif.series[0]
+                series = _only_series(tif, path)
                 if errors.messages:
                     raise _corrupt(path, errors.messages[0][:200])
                 index, kept = _select_axes(path, series.axes, series.shape, None, None)
@@ -401,14 +407,7 @@ def _read_tiff(
     with _tifffile_errors() as errors:
         try:
             with tifffile.TiffFile(path) as tif:
-                if not tif.series:
-                    raise _corrupt(path, "no image data found")
-                if len(tif.series) > 1:
-                    shapes = ", ".join(f"{x.axes} {x.shape}" for x in tif.series[:4])
-                    raise RecordingError(path, f"holds {len(tif.series)} image series ({shapes}"
-                                         f"{', ...' if len(tif.series) > 4 else ''})",
-                                         "save one time-lapse per file, all frames the same size")
-                series = tif.series[0]
+                series = _only_series(tif, path)
                 if errors.messages:
                     raise _corrupt(path, errors.messages[0][:200])
                 meta = tiff_metadata(tif)

@@ -108,7 +108,7 @@ def test_generate_queues_the_resolved_model_and_links(api):
 @pytest.mark.parametrize(
     ("body", "status", "text"),
     [
-        ({"model": "nope"}, 404, "no model named 'nope'; known models: tiny"),
+        ({"model": "nope"}, 404, "no model named 'nope'; known models: mmnist, tiny"),
         ({"model": "tiny:9"}, 404, "has no version '9'; versions: 1"),
         ({"model": "tiny", "frames": 5000}, 422, "frames: Input should be less than or equal to 1024"),
         ({"model": "tiny", "frames": "many"}, 422, "frames: Input should be a valid integer"),
@@ -244,8 +244,10 @@ def test_models_and_readiness(api):
     tiny = next(m for m in models if m["name"] == "tiny")
     assert tiny["owner"] == "alice" and tiny["versions"][0]["ref"] == "tiny:1" and tiny["versions"][0]["clip"] == "16x32x32"
     assert api.get("/models/tiny", headers=BOB).status_code == 404
+    bundled = api.get("/models/mmnist", headers=BOB).json()
+    assert bundled["owner"] == "public" and bundled["versions"][0]["ref"] == "mmnist:bundled"
     missing = api.get("/models/nope", headers=ALICE)
-    assert missing.status_code == 404 and "known models: tiny" in missing.json()["detail"]
+    assert missing.status_code == 404 and "known models: mmnist, tiny" in missing.json()["detail"]
     ready = api.get("/readyz").json()
     assert ready == {"status": "ready", "checks": {"storage": "ok", "workers": "ok"}}
     api.dispatcher.workers = lambda wait=False: 0
