@@ -11,10 +11,9 @@ from savgan.model import checkpoint as ckpt
 from savgan.model import registry
 from savgan.model.config import ModelConfig, TrainConfig, preset
 from savgan.model.generate import check_frames, generate_videos
+from savgan.model.video_io.calibration import calibration
 from savgan.model.video_io.formats import get_format, write_video
 
-DEFAULT_PIXEL_SIZE_UM = 1.0
-DEFAULT_FRAME_INTERVAL_S = 1.0
 
 
 def _file_stem(text: str) -> str:
@@ -27,9 +26,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     record = registry.resolve(args.model)
     frames = args.frames or record.config.frames
     check_frames(frames)
-    physical = record.manifest.get("physical", {})
-    pixel_size = args.pixel_size or physical.get("pixel_size_um", DEFAULT_PIXEL_SIZE_UM)
-    interval = args.frame_interval or physical.get("frame_interval_s", DEFAULT_FRAME_INTERVAL_S)
+    pixel_size, interval = calibration(record.manifest.get("physical", {}), args.pixel_size, args.frame_interval)
     generator = registry.load_generator(record, args.device)
     with tqdm(total=args.count, desc="generate", unit="video") as bar:
         videos = generate_videos(generator, args.seed, frames, args.count, on_video=lambda done, _: bar.update(1))
@@ -80,8 +77,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if args.resume:
         trainer = Trainer.resume(args.out, data.bank, args.device, steps=args.steps)
     else:
-        physical = {"pixel_size_um": data.pixel_size_um, "frame_interval_s": data.frame_interval_s}
-        trainer = Trainer(config, _train_config(args), data.bank, args.out, data.description, args.device, physical)
+        trainer = Trainer(config, _train_config(args), data.bank, args.out, data.description, args.device, data.physical)
         if base is not None:
             trainer.load_weights(base.path, f"{base.name}:{base.version}")
     result = trainer.train()

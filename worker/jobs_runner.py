@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], None]
-DEFAULT_PIXEL_SIZE_UM = 1.0
-DEFAULT_FRAME_INTERVAL_S = 1.0
 CHECKPOINT_FILES = ("training_state.safetensors", "generator.safetensors", "log.jsonl", "samples.png", "losses.png")
 RUN_MANIFEST = "manifest.json"
 CONTENT_TYPES = {".tif": "image/tiff", ".mp4": "video/mp4", ".gif": "image/gif", ".png": "image/png"}
@@ -206,6 +204,7 @@ def _publish_results(ctx: Context, job_id: str, files: list[tuple[Path, str, str
 
 def _generate(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
     from savgan.model.generate import generate_videos
+    from savgan.model.video_io.calibration import calibration
     from savgan.model.video_io.formats import write_video
     from savgan.model.video_io.preview import montage_png
 
@@ -220,8 +219,7 @@ def _generate(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
         _check_cancel(ctx, record.id)
 
     videos = generate_videos(generator, request.seed, request.frames, request.count, on_video)
-    pixel = request.pixel_size_um or info.physical.get("pixel_size_um", DEFAULT_PIXEL_SIZE_UM)
-    interval = request.frame_interval_s or info.physical.get("frame_interval_s", DEFAULT_FRAME_INTERVAL_S)
+    pixel, interval = calibration(info.physical, request.pixel_size_um, request.frame_interval_s)
     with tempfile.TemporaryDirectory(prefix=f"savgan-{record.id}-") as tmp:
         folder = Path(tmp)
         files: list[tuple[Path, str, str]] = []
@@ -306,8 +304,7 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
                 sample_every=request.checkpoint_every,
                 checkpoint_every=request.checkpoint_every,
             )
-            physical = {"pixel_size_um": data.pixel_size_um, "frame_interval_s": data.frame_interval_s}
-            trainer = Trainer(config, train_config, data.bank, run_dir, data.description, device, physical)
+            trainer = Trainer(config, train_config, data.bank, run_dir, data.description, device, data.physical)
             if base_dir is not None:
                 trainer.load_weights(base_dir, base_spec)
         checkpoint_every = trainer.train_config.checkpoint_every

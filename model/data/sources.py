@@ -31,6 +31,11 @@ class TrainingData:
     pixel_size_um: float
     frame_interval_s: float
 
+    @property
+    def physical(self) -> dict[str, float]:
+        """For the model manifest: what generated videos will say in their metadata."""
+        return {"pixel_size_um": self.pixel_size_um, "frame_interval_s": self.frame_interval_s}
+
 
 def bank_from_dataset(dataset: Dataset, show_progress: bool = True) -> torch.Tensor:
     clips = [dataset[i] for i in tqdm(range(len(dataset)), desc="render clips", unit="clip", disable=not show_progress)]

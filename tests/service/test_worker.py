@@ -79,7 +79,7 @@ def test_model_store_publishes_lists_resolves_and_fetches(settings_s3: Settings,
     assert store.list_models("bob") == [] or all(m.owner == "public" for m in store.list_models("bob"))
     with pytest.raises(LookupError, match="versions: 1, 3"):
         store.resolve("alice", "tiny:2")
-    with pytest.raises(LookupError, match="known models: tiny"):
+    with pytest.raises(LookupError, match="known models: mmnist, tiny"):
         store.resolve("alice", "nope")
     with pytest.raises(LookupError):
         store.resolve("bob", "tiny")
