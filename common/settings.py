@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="torch device of the workers: auto, cpu, cuda, cuda:N")
     webhook_timeout_s: float = Field(5.0, gt=0)
     webhook_attempts: int = Field(5, ge=1)
+    webhook_allow_private: bool = Field(
+        False, description="allow webhooks to private, loopback and link-local addresses (trusted networks only)"
+    )
     visibility_timeout_s: int = Field(
         0,
         ge=0,

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from savgan.common.jobs import JobRecord
 from savgan.common.settings import Settings
@@ -46,6 +49,45 @@ def payload(record: JobRecord) -> dict[str, Any]:
     }
 
 
+class WebhookRefused(ValueError):
+    pass
+
+
+def _internal(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified
+
+
+def check_webhook_target(url: str, settings: Settings, resolve: bool) -> None:
+    """Refuse webhooks aimed inside the deployment's network (SSRF) unless SAVGAN_WEBHOOK_ALLOW_PRIVATE.
+
+    The API checks without DNS (IP literals and localhost names: fast, and the request stays
+    cheap); the worker resolves the host just before delivering, which also catches names that
+    point inside.
+    """
+    if settings.webhook_allow_private:
+        return
+    host = urlsplit(url).hostname or ""
+    hint = "use a public address, or set SAVGAN_WEBHOOK_ALLOW_PRIVATE=true on a trusted network"
+    if host == "localhost" or host.endswith(".localhost"):
+        raise WebhookRefused(f"webhook_url {url} points at this machine; {hint}")
+    try:
+        addresses = [host] if _is_ip(host) else ([i[4][0] for i in socket.getaddrinfo(host, None)] if resolve else [])
+    except socket.gaierror as err:
+        raise WebhookRefused(f"webhook host {host!r} does not resolve ({err})") from None
+    internal = [a for a in addresses if _internal(a)]
+    if internal:
+        raise WebhookRefused(f"webhook_url {url} points at a private or local address ({internal[0]}); {hint}")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
@@ -53,6 +95,11 @@ def _retryable(status: int) -> bool:
 def send_webhook(record: JobRecord, settings: Settings) -> bool:
     """POST the job's summary to its webhook URL; True once a receiver answered 2xx."""
     if not record.webhook_url:
+        return False
+    try:
+        check_webhook_target(record.webhook_url, settings, resolve=True)
+    except WebhookRefused as err:
+        log.warning("webhook for job %s not sent: %s", record.id, err)
         return False
     import httpx
 

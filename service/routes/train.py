@@ -12,6 +12,7 @@ from savgan.common.context import Context
 from savgan.common.jobs import new_job
 from savgan.common.models_store import ModelVersionInfo
 from savgan.common.requests import TrainParameters, TrainRequest, Upload, check_limits
+from savgan.common.webhooks import check_webhook_target
 from savgan.service.deps import ContextDep, DispatcherDep, OwnerDep
 from savgan.service.routes._common import errors, queue_job
 from savgan.service.schemas import JobOut
@@ -101,6 +102,8 @@ def validate(ctx: Context, owner: str, upload: MultipartUpload) -> TrainRequest:
         raise UploadRejected(422, f"no recordings: send one or more files in the form field `{FILES_FIELD}`")
     try:
         check_limits(params, ctx.settings)
+        if params.webhook_url:
+            check_webhook_target(str(params.webhook_url), ctx.settings, resolve=False)
     except ValueError as err:
         raise UploadRejected(422, str(err)) from err
     base = None

@@ -149,6 +149,7 @@ def settings_local(tmp_path: Path) -> Settings:
         device="cpu",
         webhook_attempts=3,
         webhook_timeout_s=2.0,
+        webhook_allow_private=True,
     )
 
 

@@ -392,3 +392,24 @@ def test_train_accepts_mp4_and_refuses_a_truncated_one(api, tmp_path: Path):
     assert api.ctx.jobs.get(accepted.json()["id"]).params["uploads"][0]["format"] == "mp4"
     truncated = post_train(api, [("cut.mp4", content[: len(content) * 2 // 3], "video/mp4")])
     assert truncated.status_code == 422 and truncated.json()["detail"].startswith("cut.mp4: the MP4 file is truncated")
+
+
+def test_webhooks_into_the_local_network_are_refused(settings_local: Settings, tmp_path: Path):
+    strict = settings_local.model_copy(update={"webhook_allow_private": False})
+    ctx = build_context(strict)
+    write_model(ctx, "alice", "tiny", tmp_path)
+    with TestClient(create_app(strict, context=ctx, dispatcher=FakeDispatcher())) as client:
+        for url in ("http://127.0.0.1:9/hook", "http://localhost/hook", "http://[::1]/hook", "http://10.0.0.5/hook"):
+            answer = client.post("/generate", headers=ALICE, json={"model": "tiny", "webhook_url": url})
+            assert answer.status_code == 422 and "SAVGAN_WEBHOOK_ALLOW_PRIVATE" in answer.json()["detail"], url
+        public = client.post("/generate", headers=ALICE, json={"model": "tiny", "webhook_url": "http://93.184.215.14/hook"})
+        assert public.status_code == 202
+
+
+def test_the_worker_does_not_deliver_to_names_that_resolve_inside(settings_local):
+    from savgan.common.jobs import new_job
+    from savgan.common.webhooks import send_webhook
+
+    record = new_job("alice", "generate", {}, "http://localhost.:9/hook")
+    strict = settings_local.model_copy(update={"webhook_allow_private": False})
+    assert send_webhook(record, strict) is False
