@@ -198,6 +198,12 @@ class JobStore:
     def cancel_requested(self, job_id: str) -> bool:
         return self.transient.flag(f"cancel:{job_id}")
 
+    def unfinished(self) -> list[JobRecord]:
+        """Every owner's queued or running jobs, oldest first: what an embedded server must pick up again."""
+        markers = sorted(self.storage.list("index/"), key=lambda m: m.rsplit("/", 1)[-1])
+        records = (self.get(m.rsplit("-", 1)[-1]) for m in markers)
+        return [r for r in records if r is not None and not r.finished]
+
     def list(self, owner: str, limit: int = 20, before: str | None = None) -> list[JobRecord]:
         """The owner's jobs, newest first; ``before`` is the id of the last job of the previous page."""
         markers = list(reversed(self.storage.list(f"index/{owner}/")))

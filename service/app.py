@@ -42,7 +42,11 @@ def build_dispatcher(ctx: Context) -> Dispatcher:
     if ctx.settings.mode == "embedded":
         from savgan.worker.embedded import EmbeddedWorker
 
-        return EmbeddedDispatcher(EmbeddedWorker(ctx), ctx.jobs)
+        dispatcher = EmbeddedDispatcher(EmbeddedWorker(ctx), ctx.jobs)
+        resumed = dispatcher.resume_unfinished()
+        if resumed:
+            log.info("embedded mode: queued again %d job(s) left unfinished by the previous run", resumed)
+        return dispatcher
     return CeleryDispatcher(ctx.settings, ctx.jobs, ctx.transient)
 
 

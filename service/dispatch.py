@@ -173,6 +173,13 @@ class EmbeddedDispatcher:
     def cancel(self, record: JobRecord) -> None:
         self.jobs.request_cancel(record.id)
 
+    def resume_unfinished(self) -> int:
+        """Queue again the jobs a previous run of this server left queued or running (its queue was in memory)."""
+        pending = self.jobs.unfinished()
+        for record in pending:
+            self.worker.submit(record.id, record.kind)
+        return len(pending)
+
     def workers(self, wait: bool = False) -> int:
         return 1 if self.worker.alive() else 0
 

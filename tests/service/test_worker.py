@@ -266,3 +266,22 @@ def test_terminating_a_task_records_the_job_as_cancelled(settings_s3: Settings, 
     app.control.revoke(record.id, terminate=True)
     done = wait_for(ctx, record.id, finished, timeout_s=30)
     assert done.state == "cancelled" and done.results == []
+
+
+def test_an_embedded_restart_picks_up_jobs_left_queued(settings_local: Settings, tiny_run: Path):
+    """The embedded queue lives in memory: a restarted server must find unfinished jobs in storage."""
+    from savgan.service.app import build_dispatcher
+
+    ctx = build_context(settings_local)
+    ctx.models.publish_run("alice", "tiny", tiny_run)
+    left = queue_generate(ctx, formats=["ome-tiff"], count=1)
+    done_before = queue_generate(ctx, formats=["ome-tiff"], count=1)
+    done_before.state = "succeeded"
+    ctx.jobs.save(done_before)
+    assert [r.id for r in ctx.jobs.unfinished()] == [left.id]
+    restarted = build_context(settings_local)
+    dispatcher = build_dispatcher(restarted)
+    try:
+        assert wait_for(restarted, left.id, finished).state == "succeeded"
+    finally:
+        dispatcher.close()
