@@ -20,6 +20,9 @@ from urllib.parse import quote, urlencode
 from savgan.common.settings import Settings
 
 CHUNK = 1024 * 1024
+# uvicorn runs sync routes on a 40-thread pool: fewer pooled connections than that made boto3
+# discard and reopen connections under load (seen in bench/service.py).
+MAX_POOL_CONNECTIONS = 64
 
 
 class ObjectNotFound(KeyError):
@@ -113,6 +116,7 @@ class S3Storage(Storage):
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
             retries={"max_attempts": 5, "mode": "standard"},
+            max_pool_connections=MAX_POOL_CONNECTIONS,
         )
         credentials = {
             "region_name": settings.s3_region,

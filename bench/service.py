@@ -1,0 +1,324 @@
+"""End-to-end generate latency and enqueue throughput of the service, in both deployment modes.
+
+    python bench/service.py --runs 20 --requests 1000 --concurrency 50
+
+End to end: ``POST /generate`` (bundled ``mmnist``, one OME-TIFF of ``--frames`` frames) until
+the video is downloaded through its result link, polling ``GET /jobs/{id}``; measured
+(a) against ``savgan serve --embedded`` and (b) against ``savgan serve`` + one ``savgan worker``
+with Redis (the machine's, on a dedicated db) and an S3 protocol server (moto, a subprocess).
+The processes are the ones the docker images run, so the figures include their real overheads
+(access log, JSON records in S3, Celery). The first job of each mode loads the model and is
+reported apart as ``cold``.
+
+Enqueue: ``--concurrency`` clients sending ``POST /generate`` to the distributed API with the
+worker stopped, so generation never competes for the CPU with the API; the queue is purged
+after. Embedded mode has no enqueue figure: its queued jobs start at once in the API process.
+
+Targets of the performance issue (reported, not asserted): end-to-end p50 under 1 s on the CPU
+preset, enqueue p99 under 50 ms. Writes bench/results/service.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import redis
+import tifffile
+
+from savgan.common.settings import Settings
+from savgan.common.storage import S3Storage
+
+BENCH_KEY = "bench-key-0123456789abcdef"
+TERMINAL = ("succeeded", "failed", "cancelled")
+START_TIMEOUT_S = 120
+JOB_TIMEOUT_S = 120
+PACKAGES = ("savgan", "torch", "fastapi", "uvicorn", "celery", "kombu", "redis", "boto3", "moto", "httpx")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def savgan_command(*args: str) -> list[str]:
+    """The ``savgan`` script of this interpreter's environment, not whatever ``PATH`` finds first."""
+    return [str(Path(sys.executable).parent / "savgan"), *args]
+
+
+@contextlib.contextmanager
+def process(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """A child in its own process group (a Celery worker has pool children), stopped with it on exit."""
+    with log.open("wb") as out:
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield child
+    finally:
+        stop(child)
+
+
+def stop(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        os.killpg(child.pid, signal.SIGTERM)
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+def wait_ok(url: str, child: subprocess.Popen, log: Path) -> None:
+    """Until ``url`` answers 200 (``/readyz`` includes a worker answering ping)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if child.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with {child.returncode}:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not ready after {START_TIMEOUT_S} s; see {log}")
+        time.sleep(0.2)
+
+
+def child_env(settings: dict[str, str], torch_threads: int) -> dict[str, str]:
+    """This environment without stray ``SAVGAN_*`` variables, plus the mode's settings."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SAVGAN_")}
+    return {**base, **settings, "SAVGAN_DEVICE": "cpu", "OMP_NUM_THREADS": str(torch_threads)}
+
+
+@dataclass
+class Run:
+    """One generate request, end to end; ``queued_s`` and ``run_s`` are the server's own timings."""
+
+    total_s: float
+    submit_s: float
+    queued_s: float
+    run_s: float
+    download_s: float
+
+
+def one_job(api: httpx.Client, files: httpx.Client, body: dict[str, Any], poll_s: float) -> Run:
+    started = time.perf_counter()
+    response = api.post("/generate", json=body)
+    response.raise_for_status()
+    submitted = time.perf_counter()
+    job_url = response.json()["links"]["self"]
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while (job := api.get(job_url).raise_for_status().json())["state"] not in TERMINAL:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job['id']} still {job['state']} after {JOB_TIMEOUT_S} s")
+        time.sleep(poll_s)
+    if job["state"] != "succeeded":
+        raise RuntimeError(f"job {job['id']} {job['state']}: {job['error']}")
+    finished = time.perf_counter()
+    video = next(r for r in job["results"] if r["format"] == "ome-tiff")
+    content = files.get(video["url"]).raise_for_status().content
+    done = time.perf_counter()
+    with tifffile.TiffFile(io.BytesIO(content)) as tif:  # checked after the clock stops
+        shape = tif.series[0].shape
+    if shape[0] != body["frames"]:
+        raise RuntimeError(f"downloaded {shape}, asked for {body['frames']} frames")
+    return Run(done - started, submitted - started, job["timings"]["queued_s"], job["timings"]["run_s"], done - finished)
+
+
+def end_to_end(base_url: str, headers: dict[str, str], frames: int, runs: int, poll_s: float) -> dict[str, Any]:
+    """A cold job (model load), then ``runs`` measured ones, one at a time, with distinct seeds."""
+    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as api, httpx.Client(timeout=60) as files:
+        jobs = [one_job(api, files, {"model": "mmnist", "frames": frames, "seed": seed, "formats": ["ome-tiff"]}, poll_s)
+                for seed in range(runs + 1)]
+    cold, warm = jobs[0], jobs[1:]
+    return {
+        "cold_s": round(cold.total_s, 4),
+        **{field: summary([getattr(r, field) for r in warm]) for field in asdict(cold)},
+    }
+
+
+async def enqueue(base_url: str, headers: dict[str, str], requests: int, concurrency: int) -> dict[str, Any]:
+    """``concurrency`` clients, each sending its next request as soon as the previous one answered."""
+    body = {"model": "mmnist", "frames": 32, "formats": ["ome-tiff"]}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    failures: dict[int, int] = {}
+    remaining = iter(range(requests))
+
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
+        async def client_loop() -> None:
+            for _ in remaining:
+                started = time.perf_counter()
+                response = await client.post("/generate", json=body)
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 202:
+                    failures[response.status_code] = failures.get(response.status_code, 0) + 1
+
+        await asyncio.gather(*(client.post("/generate", json=body) for _ in range(concurrency)))  # open connections
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    return {
+        "requests": requests,
+        "concurrency": concurrency,
+        "throughput_rps": round(requests / wall, 1),
+        "failures": failures,
+        "latency_s": summary(latencies, (50, 95, 99)),
+    }
+
+
+def summary(values: list[float], percentiles: tuple[int, ...] = (50, 95)) -> dict[str, float]:
+    points = np.percentile(values, percentiles)
+    return {
+        **{f"p{p}": round(float(v), 4) for p, v in zip(percentiles, points, strict=True)},
+        "min": round(min(values), 4),
+        "max": round(max(values), 4),
+    }
+
+
+def embedded(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    port = free_port()
+    env = child_env({"SAVGAN_LOCAL_STORAGE_DIR": str(folder / "storage"),
+                     "SAVGAN_WORKER_MODEL_CACHE_DIR": str(folder / "cache")}, args.torch_threads)
+    log = folder / "embedded.log"
+    with process(savgan_command("serve", "--embedded", "--port", str(port)), env, log) as child:
+        base = f"http://127.0.0.1:{port}"
+        wait_ok(f"{base}/readyz", child, log)
+        return {"end_to_end": end_to_end(base, {}, args.frames, args.runs, args.poll_s)}
+
+
+def distributed(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
+    broker = redis.Redis.from_url(redis_url)
+    if broker.dbsize():
+        raise SystemExit(f"Redis db {args.redis_db} is not empty; pick a free one with --redis-db")
+    s3_port, api_port = free_port(), free_port()
+    settings = {
+        "SAVGAN_MODE": "distributed",
+        "SAVGAN_STORAGE": "s3",
+        "SAVGAN_REDIS_URL": redis_url,
+        "SAVGAN_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
+        "SAVGAN_S3_BUCKET": "savgan-bench",
+        "SAVGAN_S3_ACCESS_KEY_ID": "bench",
+        "SAVGAN_S3_SECRET_ACCESS_KEY": "bench",
+        "SAVGAN_API_KEYS": f"bench:{BENCH_KEY}",
+        "SAVGAN_SIGNING_SECRET": "bench-signing-secret-0123456789",
+        "SAVGAN_WORKER_MODEL_CACHE_DIR": str(folder / "cache"),
+    }
+    env = child_env(settings, args.torch_threads)
+    headers = {"Authorization": f"Bearer {BENCH_KEY}"}
+    base = f"http://127.0.0.1:{api_port}"
+    moto = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)]
+    try:
+        with (
+            process(moto, env, folder / "moto.log") as s3,
+            process(savgan_command("serve", "--port", str(api_port)), env, folder / "api.log") as api,
+            process(savgan_command("worker", "--queues", "generate", "--concurrency", "1"), env, folder / "worker.log") as worker,
+        ):
+            wait_ok(f"http://127.0.0.1:{s3_port}/moto-api/", s3, folder / "moto.log")
+            S3Storage(Settings(**{k.removeprefix("SAVGAN_").lower(): v for k, v in settings.items()})).ensure_bucket()
+            wait_ok(f"{base}/readyz", api, folder / "api.log")
+            latency = end_to_end(base, headers, args.frames, args.runs, args.poll_s)
+            stop(worker)
+            rounds = [asyncio.run(enqueue(base, headers, args.requests, args.concurrency)) for _ in range(args.enqueue_rounds)]
+    finally:
+        broker.flushdb()  # the queued jobs and their transient state; the records died with moto
+        broker.close()
+    return {"end_to_end": latency, "enqueue": {"rounds": rounds, **enqueue_summary(rounds)}}
+
+
+def enqueue_summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Median and range over rounds of the figures the targets name."""
+    def spread(values: list[float]) -> dict[str, float]:
+        return {"median": round(float(np.median(values)), 4), "min": min(values), "max": max(values)}
+
+    return {
+        "throughput_rps": spread([r["throughput_rps"] for r in rounds]),
+        "p50_s": spread([r["latency_s"]["p50"] for r in rounds]),
+        "p99_s": spread([r["latency_s"]["p99"] for r in rounds]),
+    }
+
+
+def machine() -> dict[str, Any]:
+    """What the figures depend on; the load average says whether other work shared the cores."""
+    with redis.Redis() as client:
+        redis_version = client.info("server")["redis_version"]
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "redis_server": redis_version,
+        "packages": {name: metadata.version(name) for name in PACKAGES},
+    }
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(f"\nend to end, POST /generate -> downloaded OME-TIFF ({results['frames']} frames, {results['runs']} warm runs), s")
+    print(f"{'mode':12} {'cold':>7} {'p50':>7} {'p95':>7} {'min':>7} {'max':>7} | {'submit':>7} {'queued':>7} {'run':>7} {'download':>8}  (p50)")
+    for mode in ("embedded", "distributed"):
+        e2e = results[mode]["end_to_end"]
+        total = e2e["total_s"]
+        print(f"{mode:12} {e2e['cold_s']:7.3f} {total['p50']:7.3f} {total['p95']:7.3f} {total['min']:7.3f} {total['max']:7.3f} | "
+              f"{e2e['submit_s']['p50']:7.3f} {e2e['queued_s']['p50']:7.3f} {e2e['run_s']['p50']:7.3f} {e2e['download_s']['p50']:8.3f}")
+    queue = results["distributed"]["enqueue"]
+    print(f"\nenqueue, POST /generate, distributed, {results['concurrency']} clients, {results['requests']} requests x "
+          f"{len(queue['rounds'])} rounds")
+    print(f"{'round':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} failures")
+    for i, r in enumerate(queue["rounds"], 1):
+        lat = r["latency_s"]
+        print(f"{i:5d} {r['throughput_rps']:8.1f} {lat['p50'] * 1e3:8.1f} {lat['p95'] * 1e3:8.1f} {lat['p99'] * 1e3:8.1f} "
+              f"{lat['max'] * 1e3:8.1f} {r['failures'] or '-'}")
+    print(f"\ntargets: end-to-end p50 < 1 s (embedded {results['embedded']['end_to_end']['total_s']['p50']:.3f}, "
+          f"distributed {results['distributed']['end_to_end']['total_s']['p50']:.3f}); "
+          f"enqueue p99 < 50 ms (median of rounds {queue['p99_s']['median'] * 1e3:.1f} ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="warm end-to-end jobs per mode")
+    parser.add_argument("--frames", type=int, default=32, help="frames of each video (the bundled model's clip is 16)")
+    parser.add_argument("--poll-s", type=float, default=0.05, help="GET /jobs/{id} interval: the end-to-end resolution")
+    parser.add_argument("--requests", type=int, default=1000, help="POST /generate per enqueue round")
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--enqueue-rounds", type=int, default=3)
+    parser.add_argument("--redis-db", type=int, default=13, help="a db of the local Redis this run may flush")
+    parser.add_argument("--torch-threads", type=int, default=1, help="OMP_NUM_THREADS of the servers and workers")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "service.json")
+    args = parser.parse_args()
+
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        **{k: getattr(args, k) for k in ("runs", "frames", "poll_s", "requests", "concurrency", "torch_threads")},
+    }
+    with tempfile.TemporaryDirectory(prefix="savgan-bench-") as tmp:
+        folder = Path(tmp)
+        results["embedded"] = embedded(args, folder)
+        results["distributed"] = distributed(args, folder)
+    print_table(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
