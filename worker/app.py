@@ -21,6 +21,10 @@ from savgan.common.settings import Settings, get_settings
 
 TASK_NAMES: dict[JobKind, str] = {"generate": "savgan.generate", "train": "savgan.train"}
 QUEUES: tuple[JobKind, ...] = ("generate", "train")
+# Evaluation is not a job of the HTTP API: callers send it by name; it runs on the train
+# queue because, like training, it can take many minutes (FVD on a CPU).
+EVALUATE_TASK = "savgan.evaluate"
+EVALUATE_QUEUE: JobKind = "train"
 MODEL_LOAD_ALLOWANCE_S = 120
 RESTORE_INTERVAL_S = 10
 
@@ -30,7 +34,7 @@ def make_app(settings: Settings) -> Celery:
     visibility = {"visibility_timeout": settings.visibility_timeout_s}
     restore = {"unacked_restore_interval": RESTORE_INTERVAL_S, "unacked_restore_throttle": 1}
     app.conf.update(
-        task_routes={TASK_NAMES[kind]: {"queue": kind} for kind in QUEUES},
+        task_routes={**{TASK_NAMES[kind]: {"queue": kind} for kind in QUEUES}, EVALUATE_TASK: {"queue": EVALUATE_QUEUE}},
         task_default_queue="generate",
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -45,6 +49,10 @@ def make_app(settings: Settings) -> Celery:
                 "time_limit": settings.generate_time_limit_s,
             },
             TASK_NAMES["train"]: {
+                "soft_time_limit": settings.train_soft_time_limit_s,
+                "time_limit": settings.train_time_limit_s,
+            },
+            EVALUATE_TASK: {
                 "soft_time_limit": settings.train_soft_time_limit_s,
                 "time_limit": settings.train_time_limit_s,
             },

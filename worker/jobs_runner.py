@@ -1,4 +1,5 @@
-"""What a generate or train job does, shared by the Celery tasks and the embedded worker thread.
+"""What a generate or train job does, shared by the Celery tasks and the embedded worker thread;
+and the evaluation task's body (``run_evaluate``), which is no stored job, only the library call.
 
 The durable job record is the truth: a job is marked running with an attempt count (a job
 that keeps killing its worker fails after ``max_attempts`` instead of looping), and ends in
@@ -85,6 +86,35 @@ def run_train(ctx: Context, job_id: str, on_progress: ProgressCallback | None = 
 
 
 Work = Callable[[Context, JobRecord, Reporter], Outcome]
+
+
+EVALUATE_FIELDS = {"model", "metrics", "count", "seed", "frames", "real"}
+
+
+def run_evaluate(ctx: Context, request: dict, on_progress: ProgressCallback | None = None) -> dict:
+    """``savgan evaluate`` for a worker: the same library function, progress as :class:`Progress`.
+
+    ``request`` holds ``model`` and optionally ``metrics``, ``count``, ``seed``, ``frames``,
+    ``real``. The I3D weights for FVD come from the worker's own ``SAVGAN_I3D_CHECKPOINT``,
+    never from a path in the request.
+    """
+    from savgan.model.metrics.evaluate import DEFAULT_METRICS, evaluate
+
+    unknown = set(request) - EVALUATE_FIELDS
+    if unknown or "model" not in request:
+        raise ValueError(f"an evaluate request needs 'model' and may hold {sorted(EVALUATE_FIELDS - {'model'})}; "
+                         f"unknown: {sorted(unknown)}")
+
+    def report(stage: str, done: int, total: int) -> None:
+        if on_progress:
+            fraction = min(1.0, done / total) if total else 0.0
+            on_progress(Progress(fraction=fraction, step=done, total=total, message=stage))
+
+    options = {k: request[k] for k in ("count", "seed", "frames", "real") if k in request}
+    return evaluate(
+        request["model"], list(request.get("metrics", DEFAULT_METRICS)), **options,
+        device=runtime.resolve_device(ctx.settings.device), show_progress=False, on_progress=report,
+    )
 
 
 def _run(ctx: Context, job_id: str, work: Work, on_progress: ProgressCallback | None) -> JobState | None:

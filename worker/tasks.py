@@ -20,8 +20,8 @@ from celery.signals import task_failure, task_revoked, worker_process_init
 from savgan.common.context import Context, build_context
 from savgan.common.jobs import JobState, Progress
 from savgan.common.settings import get_settings
-from savgan.worker.app import TASK_NAMES, app
-from savgan.worker.jobs_runner import ProgressCallback, abandon, run_generate, run_train
+from savgan.worker.app import EVALUATE_TASK, TASK_NAMES, app
+from savgan.worker.jobs_runner import ProgressCallback, abandon, run_evaluate, run_generate, run_train
 
 PROGRESS_STATE = "PROGRESS"
 
@@ -44,15 +44,20 @@ def _preload(**_: Any) -> None:
 
 @task_failure.connect
 def _hard_time_limit(exception: BaseException | None = None, args: tuple = (), **_: Any) -> None:
-    if isinstance(exception, TimeLimitExceeded) and args:
+    if isinstance(exception, TimeLimitExceeded) and _is_job(args):
         message = f"the job was stopped after {exception.args[0]} s, this server's hard time limit"
         abandon(process_context(), args[0], "failed", message)
 
 
 @task_revoked.connect
 def _terminated(request: Any = None, terminated: bool = False, **_: Any) -> None:
-    if terminated and request is not None and request.args:
+    if terminated and request is not None and _is_job(request.args):
         abandon(process_context(), request.args[0], "cancelled")
+
+
+def _is_job(args: Any) -> bool:
+    """Generate and train tasks carry a job id with a record to close; evaluate carries a request dict."""
+    return bool(args) and isinstance(args[0], str)
 
 
 def _reporter(task: Task, job_id: str) -> ProgressCallback:
@@ -70,3 +75,12 @@ def generate(self: Task, job_id: str) -> JobState | None:
 @app.task(name=TASK_NAMES["train"], bind=True)
 def train(self: Task, job_id: str) -> JobState | None:
     return run_train(process_context(), job_id, _reporter(self, job_id))
+
+
+@app.task(name=EVALUATE_TASK, bind=True)
+def evaluate(self: Task, request: dict) -> dict:
+    """The metrics of ``savgan evaluate`` (see :func:`run_evaluate`); the result is the JSON dict."""
+    def report(progress: Progress) -> None:
+        self.update_state(state=PROGRESS_STATE, meta=progress.model_dump())
+
+    return run_evaluate(process_context(), request, report)
