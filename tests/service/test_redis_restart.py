@@ -145,17 +145,6 @@ def test_a_queued_job_survives_a_redis_restart(settings_private: Settings, priva
     assert job["state"] == "succeeded" and frames_of(content) == FRAMES
 
 
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """The job runs in this process on shared cores, where one thread beats two contending."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_a_finished_job_survives_redis_losing_everything(settings_private: Settings, private_redis: PrivateRedis, one_torch_thread):
     ctx = build_context(settings_private)
     request = GenerateRequest(model="mmnist:bundled", frames=FRAMES, formats=["ome-tiff"])

@@ -219,17 +219,6 @@ def test_embedded_worker_generates_and_signs_its_webhook(settings_local: Setting
     assert sorted(summary["results"]) == sorted(r.filename for r in done.results)
 
 
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """Training in this process on shared cores: one thread is several times faster than two contending."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_a_retried_training_resumes_from_its_uploaded_checkpoint(settings_local: Settings, tmp_path: Path, one_torch_thread):
     from savgan.model.config import TrainConfig, preset
     from savgan.model.data.sources import load_training_data
