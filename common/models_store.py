@@ -22,22 +22,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from savgan.common.storage import Storage
+from savgan.model.layout import BUNDLED_ROOT, MANIFEST, SAMPLES, VERSION_FILES
 
-MANIFEST = "manifest.json"
-VERSION_FILES = (
-    "generator.safetensors",
-    "training_state.safetensors",
-    "samples.png",
-    "losses.png",
-)
 BUNDLED = "bundled"
 PUBLIC_OWNER = "public"
-
-
-def bundled_root() -> Path:
-    import savgan.model
-
-    return Path(savgan.model.__file__).parent / "bundled"
 
 
 class ModelVersionInfo(BaseModel):
@@ -129,7 +117,7 @@ class ModelStore:
 
     @staticmethod
     def _bundled() -> dict[str, ModelVersionInfo]:
-        root = bundled_root()
+        root = BUNDLED_ROOT
         if not root.is_dir():
             return {}
         found = {}
@@ -187,13 +175,13 @@ class ModelStore:
         self.storage.put_bytes(staging + MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode(), "application/json")
         for filename in [*files, MANIFEST]:
             self.storage.publish(staging + filename, final + filename)
-        samples = final + "samples.png" if "samples.png" in files else None
+        samples = final + SAMPLES if SAMPLES in files else None
         return _version_info(owner, name, version, manifest, "stored", samples)
 
     def fetch(self, info: ModelVersionInfo, cache_dir: Path) -> Path:
         """A local folder holding the version; downloaded once (atomically) and reused afterwards."""
         if info.source == "bundled":
-            return bundled_root() / info.name
+            return BUNDLED_ROOT / info.name
         target = Path(cache_dir) / info.owner / info.name / info.version
         if (target / MANIFEST).is_file():
             return target

@@ -17,10 +17,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from savgan.model.atomic import atomic_path
+from savgan.model.layout import GENERATOR_WEIGHTS, MANIFEST, TRAINING_STATE
 
-MANIFEST = "manifest.json"
-GENERATOR_WEIGHTS = "generator.safetensors"
-TRAINING_STATE = "training_state.safetensors"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

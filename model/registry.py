@@ -21,9 +21,9 @@ import torch
 
 from savgan.model import checkpoint as ckpt
 from savgan.model.config import ModelConfig, preset
+from savgan.model.layout import BUNDLED_ROOT, LOSSES, SAMPLES
 from savgan.model.networks import VideoGenerator
 
-BUNDLED_ROOT = Path(__file__).parent / "bundled"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 INIT_PREFIX = "init:"
 
@@ -142,7 +142,7 @@ def install(run_dir: Path, name: str, root: Path | None = None) -> ModelRecord:
     target = folder / version
     staging = folder / f".{version}.partial"
     staging.mkdir(parents=True, exist_ok=False)
-    for item in (ckpt.MANIFEST, ckpt.GENERATOR_WEIGHTS, "samples.png", "losses.png"):
+    for item in (ckpt.MANIFEST, ckpt.GENERATOR_WEIGHTS, SAMPLES, LOSSES):
         if (Path(run_dir) / item).exists():
             shutil.copy2(Path(run_dir) / item, staging / item)
     staging.rename(target)

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from savgan.model import checkpoint as ckpt
 from savgan.model.config import ModelConfig, TrainConfig
+from savgan.model.layout import LOG, LOSSES, SAMPLES
 from savgan.model.losses import critic_loss, generator_loss, random_frames
 from savgan.model.networks import ImageCritic, VideoCritic, VideoGenerator, sample_latents
 from savgan.model.plots import plot_losses, save_sample_montage
@@ -175,7 +176,7 @@ class Trainer:
         start_step, started = self.step, time.monotonic()
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="it", disable=not hooks.show_progress_bar)
         stopped = False
-        with bar, (self.run_dir / "log.jsonl").open("a") as log:
+        with bar, (self.run_dir / LOG).open("a") as log:
             while self.step < cfg.steps:
                 self.latest = self.iteration()
                 log.write(json.dumps({"step": self.step, **self.latest}) + "\n")
@@ -211,8 +212,8 @@ class Trainer:
         with torch.no_grad():
             videos = self.generator(self.sample_latents).float().cpu()[:, 0].numpy()
         save_sample_montage(self.run_dir / "samples" / f"step_{self.step:07d}.png", videos)
-        save_sample_montage(self.run_dir / "samples.png", videos)
-        plot_losses(self.run_dir / "log.jsonl", self.run_dir / "losses.png")
+        save_sample_montage(self.run_dir / SAMPLES, videos)
+        plot_losses(self.run_dir / LOG, self.run_dir / LOSSES)
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -288,7 +289,7 @@ class Trainer:
 
     def _truncate_log(self) -> None:
         """Drop log lines past the checkpoint: those steps are about to be replayed."""
-        log = self.run_dir / "log.jsonl"
+        log = self.run_dir / LOG
         if log.exists():
             kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
             ckpt.atomic_write_bytes(log, "".join(line + "\n" for line in kept).encode())

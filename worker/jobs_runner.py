@@ -31,6 +31,7 @@ from savgan.common.context import Context
 from savgan.common.jobs import JobRecord, JobState, Progress, ResultFile
 from savgan.common.requests import GenerateRequest, TrainRequest
 from savgan.common.webhooks import send_webhook
+from savgan.model.layout import LOSSES, MANIFEST, RUN_FILES, SAMPLES
 from savgan.worker import runtime
 
 if TYPE_CHECKING:
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], None]
-CHECKPOINT_FILES = ("training_state.safetensors", "generator.safetensors", "log.jsonl", "samples.png", "losses.png")
-RUN_MANIFEST = "manifest.json"
 CONTENT_TYPES = {".tif": "image/tiff", ".mp4": "video/mp4", ".gif": "image/gif", ".png": "image/png"}
 
 
@@ -271,10 +270,10 @@ def _run_prefix(job_id: str) -> str:
 def _download_checkpoint(ctx: Context, job_id: str, run_dir: Path) -> bool:
     """A previous attempt's last checkpoint, when one was completely uploaded."""
     prefix = _run_prefix(job_id)
-    if not ctx.storage.exists(prefix + RUN_MANIFEST):
+    if not ctx.storage.exists(prefix + MANIFEST):
         return False
     run_dir.mkdir(parents=True, exist_ok=True)
-    for name in (*CHECKPOINT_FILES, RUN_MANIFEST):
+    for name in (*RUN_FILES, MANIFEST):
         if ctx.storage.exists(prefix + name):
             ctx.storage.download(prefix + name, run_dir / name)
     return True
@@ -283,11 +282,11 @@ def _download_checkpoint(ctx: Context, job_id: str, run_dir: Path) -> bool:
 def _upload_checkpoint(ctx: Context, job_id: str, run_dir: Path) -> None:
     """Manifest removed first and written last: a stored manifest always matches the files beside it."""
     prefix = _run_prefix(job_id)
-    ctx.storage.delete(prefix + RUN_MANIFEST)
-    for name in CHECKPOINT_FILES:
+    ctx.storage.delete(prefix + MANIFEST)
+    for name in RUN_FILES:
         if (run_dir / name).is_file():
             ctx.storage.put_file(prefix + name, run_dir / name)
-    ctx.storage.put_file(prefix + RUN_MANIFEST, run_dir / RUN_MANIFEST, "application/json")
+    ctx.storage.put_file(prefix + MANIFEST, run_dir / MANIFEST, "application/json")
 
 
 def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
@@ -309,11 +308,11 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
         resumed = _download_checkpoint(ctx, record.id, run_dir)
         base_dir, base_spec = None, None
         if resumed:
-            config = ModelConfig.from_dict(json.loads((run_dir / RUN_MANIFEST).read_text())["model_config"])
+            config = ModelConfig.from_dict(json.loads((run_dir / MANIFEST).read_text())["model_config"])
         elif request.base_model:
             base = ctx.models.resolve(record.owner, request.base_model)
             base_dir, base_spec = ctx.models.fetch(base, ctx.settings.worker_model_cache_dir), base.spec
-            config = ModelConfig.from_dict(json.loads((base_dir / RUN_MANIFEST).read_text())["model_config"])
+            config = ModelConfig.from_dict(json.loads((base_dir / MANIFEST).read_text())["model_config"])
         else:
             config = preset(request.preset)
         reporter.update(0, request.steps, "cutting training patches")
@@ -354,7 +353,7 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
         hooks = TrainHooks(on_progress, lambda: ctx.jobs.cancel_requested(record.id), show_progress_bar=False)
         result = trainer.train(hooks)
         version = ctx.models.publish_run(record.owner, request.name, run_dir)
-        shown = [(run_dir / "samples.png", "montage", "png"), (run_dir / "losses.png", "preview", "png")]
+        shown = [(run_dir / SAMPLES, "montage", "png"), (run_dir / LOSSES, "preview", "png")]
         results = _publish_results(ctx, record.id, [f for f in shown if f[0].is_file()])
     ctx.storage.delete_prefix(_run_prefix(record.id))
     return Outcome("cancelled" if result.stopped_early else "succeeded", results=results, model=version.spec)
