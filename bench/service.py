@@ -10,9 +10,14 @@ The processes are the ones the docker images run, so the figures include their r
 (access log, JSON records in S3, Celery). The first job of each mode loads the model and is
 reported apart as ``cold``.
 
-Enqueue: ``--concurrency`` clients sending ``POST /generate`` to the distributed API with the
-worker stopped, so generation never competes for the CPU with the API; the queue is purged
-after. Embedded mode has no enqueue figure: its queued jobs start at once in the API process.
+Enqueue: ``POST /generate`` to the distributed API with the worker stopped, so generation
+never competes for the CPU with the API; the queue is purged after each variant. Two loads,
+for each ``--api-workers`` count: closed loop (``--concurrency`` clients, each sending its
+next request as soon as the previous one answered: the throughput ceiling, where latency is
+queueing behind the other 49 clients) and open loop (requests arriving at fixed ``--rates``
+from up to ``--concurrency`` connections: latency at a given load). Everything (clients,
+API, moto, Redis) shares this machine's cores. Embedded mode has no enqueue figure: its
+queued jobs start at once in the API process.
 
 Targets of the performance issue (reported, not asserted): end-to-end p50 under 1 s on the CPU
 preset, enqueue p99 under 50 ms. Writes bench/results/service.json.
@@ -184,6 +189,42 @@ async def enqueue(base_url: str, headers: dict[str, str], requests: int, concurr
     }
 
 
+async def enqueue_at_rate(base_url: str, headers: dict[str, str], rate: float, seconds: float, concurrency: int) -> dict[str, Any]:
+    """Open loop: requests arrive every 1/``rate`` s whatever the answers, from at most
+    ``concurrency`` connections. Latency counts from the scheduled arrival, so a slow answer
+    that delays the next send is charged to the latency (no coordinated omission)."""
+    body = {"model": "mmnist", "frames": 32, "formats": ["ome-tiff"]}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    failures: dict[int, int] = {}
+    slots = asyncio.Semaphore(concurrency)
+
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
+        async def one(scheduled: float) -> None:
+            async with slots:
+                response = await client.post("/generate", json=body)
+            latencies.append(time.perf_counter() - scheduled)
+            if response.status_code != 202:
+                failures[response.status_code] = failures.get(response.status_code, 0) + 1
+
+        await asyncio.gather(*(client.post("/generate", json=body) for _ in range(concurrency)))  # open connections
+        start = time.perf_counter()
+        tasks = []
+        for i in range(int(rate * seconds)):
+            scheduled = start + i / rate
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(scheduled)))
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - start
+    return {
+        "offered_rps": rate,
+        "achieved_rps": round(len(latencies) / wall, 1),
+        "concurrency": concurrency,
+        "failures": failures,
+        "latency_s": summary(latencies, (50, 95, 99)),
+    }
+
+
 def summary(values: list[float], percentiles: tuple[int, ...] = (50, 95)) -> dict[str, float]:
     points = np.percentile(values, percentiles)
     return {
@@ -209,7 +250,7 @@ def distributed(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     broker = redis.Redis.from_url(redis_url)
     if broker.dbsize():
         raise SystemExit(f"Redis db {args.redis_db} is not empty; pick a free one with --redis-db")
-    s3_port, api_port = free_port(), free_port()
+    s3_port = free_port()
     settings = {
         "SAVGAN_MODE": "distributed",
         "SAVGAN_STORAGE": "s3",
@@ -224,24 +265,42 @@ def distributed(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     }
     env = child_env(settings, args.torch_threads)
     headers = {"Authorization": f"Bearer {BENCH_KEY}"}
-    base = f"http://127.0.0.1:{api_port}"
     moto = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(s3_port)]
+    enqueue_variants = []
     try:
-        with (
-            process(moto, env, folder / "moto.log") as s3,
-            process(savgan_command("serve", "--port", str(api_port)), env, folder / "api.log") as api,
-            process(savgan_command("worker", "--queues", "generate", "--concurrency", "1"), env, folder / "worker.log") as worker,
-        ):
+        with process(moto, env, folder / "moto.log") as s3:
             wait_ok(f"http://127.0.0.1:{s3_port}/moto-api/", s3, folder / "moto.log")
             S3Storage(Settings(**{k.removeprefix("SAVGAN_").lower(): v for k, v in settings.items()})).ensure_bucket()
-            wait_ok(f"{base}/readyz", api, folder / "api.log")
-            latency = end_to_end(base, headers, args.frames, args.runs, args.poll_s)
-            stop(worker)
-            rounds = [asyncio.run(enqueue(base, headers, args.requests, args.concurrency)) for _ in range(args.enqueue_rounds)]
+            worker_command = savgan_command("worker", "--queues", "generate", "--concurrency", "1")
+            with process(worker_command, env, folder / "worker.log") as worker, api_server(env, folder, 1) as base:
+                wait_ok(f"{base}/readyz", worker, folder / "worker.log")
+                latency = end_to_end(base, headers, args.frames, args.runs, args.poll_s)
+            for workers in args.api_workers:
+                with api_server(env, folder, workers) as base:
+                    rounds = [asyncio.run(enqueue(base, headers, args.requests, args.concurrency))
+                              for _ in range(args.enqueue_rounds)]
+                    open_loop = [asyncio.run(enqueue_at_rate(base, headers, rate, args.open_loop_s, args.concurrency))
+                                 for rate in args.rates]
+                broker.flushdb()  # the queued jobs, so every variant starts from an empty queue
+                enqueue_variants.append({"api_workers": workers, "rounds": rounds, **enqueue_summary(rounds),
+                                         "open_loop": open_loop})
     finally:
         broker.flushdb()  # the queued jobs and their transient state; the records died with moto
         broker.close()
-    return {"end_to_end": latency, "enqueue": {"rounds": rounds, **enqueue_summary(rounds)}}
+    return {"end_to_end": latency, "enqueue": enqueue_variants}
+
+
+@contextlib.contextmanager
+def api_server(env: dict[str, str], folder: Path, workers: int) -> Iterator[str]:
+    """``savgan serve`` with ``workers`` uvicorn processes; yields its base URL once it answers
+    (``/livez``: readiness also needs a Celery worker, which the enqueue runs leave stopped)."""
+    port = free_port()
+    log = folder / f"api-{workers}.log"
+    command = savgan_command("serve", "--port", str(port))
+    with process(command, {**env, "SAVGAN_API_WORKERS": str(workers)}, log) as api:
+        base = f"http://127.0.0.1:{port}"
+        wait_ok(f"{base}/livez", api, log)
+        yield base
 
 
 def enqueue_summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -279,17 +338,27 @@ def print_table(results: dict[str, Any]) -> None:
         total = e2e["total_s"]
         print(f"{mode:12} {e2e['cold_s']:7.3f} {total['p50']:7.3f} {total['p95']:7.3f} {total['min']:7.3f} {total['max']:7.3f} | "
               f"{e2e['submit_s']['p50']:7.3f} {e2e['queued_s']['p50']:7.3f} {e2e['run_s']['p50']:7.3f} {e2e['download_s']['p50']:8.3f}")
-    queue = results["distributed"]["enqueue"]
-    print(f"\nenqueue, POST /generate, distributed, {results['concurrency']} clients, {results['requests']} requests x "
-          f"{len(queue['rounds'])} rounds")
-    print(f"{'round':>5} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} failures")
-    for i, r in enumerate(queue["rounds"], 1):
-        lat = r["latency_s"]
-        print(f"{i:5d} {r['throughput_rps']:8.1f} {lat['p50'] * 1e3:8.1f} {lat['p95'] * 1e3:8.1f} {lat['p99'] * 1e3:8.1f} "
-              f"{lat['max'] * 1e3:8.1f} {r['failures'] or '-'}")
+    print(f"\nenqueue, POST /generate, distributed, {results['concurrency']} connections")
+    print(f"{'API procs':>9} {'load':12} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} failures")
+    for variant in results["distributed"]["enqueue"]:
+        rows = [(f"closed #{i}", r["throughput_rps"], r) for i, r in enumerate(variant["rounds"], 1)]
+        rows += [(f"open {r['offered_rps']:g}/s", r["achieved_rps"], r) for r in variant["open_loop"]]
+        for label, rate, r in rows:
+            lat = r["latency_s"]
+            print(f"{variant['api_workers']:9d} {label:12} {rate:8.1f} {lat['p50'] * 1e3:8.1f} {lat['p95'] * 1e3:8.1f} "
+                  f"{lat['p99'] * 1e3:8.1f} {lat['max'] * 1e3:8.1f} {r['failures'] or '-'}")
+    best = min(v["p99_s"]["median"] for v in results["distributed"]["enqueue"])
     print(f"\ntargets: end-to-end p50 < 1 s (embedded {results['embedded']['end_to_end']['total_s']['p50']:.3f}, "
           f"distributed {results['distributed']['end_to_end']['total_s']['p50']:.3f}); "
-          f"enqueue p99 < 50 ms (median of rounds {queue['p99_s']['median'] * 1e3:.1f} ms)")
+          f"enqueue p99 < 50 ms with {results['concurrency']} closed-loop clients (best median of rounds {best * 1e3:.1f} ms)")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",")]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",")]
 
 
 def main() -> None:
@@ -300,6 +369,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="POST /generate per enqueue round")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--enqueue-rounds", type=int, default=3)
+    parser.add_argument("--api-workers", type=_ints, default=[1, 2], help="comma list of SAVGAN_API_WORKERS to compare")
+    parser.add_argument("--rates", type=_floats, default=[25.0, 50.0], help="open-loop arrival rates, requests/s")
+    parser.add_argument("--open-loop-s", type=float, default=10.0, help="duration of each open-loop run")
     parser.add_argument("--redis-db", type=int, default=13, help="a db of the local Redis this run may flush")
     parser.add_argument("--torch-threads", type=int, default=1, help="OMP_NUM_THREADS of the servers and workers")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "service.json")

@@ -24,4 +24,4 @@ def build_context(settings: Settings, transient: TransientState | None = None) -
     storage = build_storage(settings)
     if transient is None:
         transient = MemoryState() if settings.mode == "embedded" else RedisState(settings.redis_url)
-    return Context(settings, storage, transient, JobStore(storage, transient), ModelStore(storage))
+    return Context(settings, storage, transient, JobStore(storage, transient), ModelStore(storage, transient))

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -87,6 +88,13 @@ class TransientState(ABC):
     def counters(self) -> dict[str, float]: ...
 
     @abstractmethod
+    def generation(self, name: str) -> int:
+        """A number that changes whenever ``bump(name)`` is called anywhere: a cheap staleness check."""
+
+    @abstractmethod
+    def bump(self, name: str) -> None: ...
+
+    @abstractmethod
     def ping(self) -> None: ...
 
 
@@ -98,8 +106,10 @@ class RedisState(TransientState):
 
     def update(self, job_id: str, fields: dict[str, str]) -> None:
         key = f"{KEY_PREFIX}:job:{job_id}"
-        self.client.hset(key, mapping=fields)
-        self.client.expire(key, 7 * 24 * 3600)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, 7 * 24 * 3600)
+            pipe.execute()
 
     def read(self, job_id: str) -> dict[str, str]:
         return self.client.hgetall(f"{KEY_PREFIX}:job:{job_id}")
@@ -116,6 +126,12 @@ class RedisState(TransientState):
     def counters(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.client.hgetall(f"{KEY_PREFIX}:counters").items()}
 
+    def generation(self, name: str) -> int:
+        return int(self.client.get(f"{KEY_PREFIX}:generation:{name}") or 0)
+
+    def bump(self, name: str) -> None:
+        self.client.incr(f"{KEY_PREFIX}:generation:{name}")
+
     def ping(self) -> None:
         self.client.ping()
 
@@ -128,6 +144,7 @@ class MemoryState(TransientState):
         self._jobs: dict[str, dict[str, str]] = {}
         self._flags: dict[str, float] = {}
         self._counters: dict[str, float] = {}
+        self._generations: dict[str, int] = {}
 
     def update(self, job_id: str, fields: dict[str, str]) -> None:
         with self._lock:
@@ -153,6 +170,14 @@ class MemoryState(TransientState):
         with self._lock:
             return dict(self._counters)
 
+    def generation(self, name: str) -> int:
+        with self._lock:
+            return self._generations.get(name, 0)
+
+    def bump(self, name: str) -> None:
+        with self._lock:
+            self._generations[name] = self._generations.get(name, 0) + 1
+
     def ping(self) -> None:
         return None
 
@@ -163,15 +188,19 @@ class JobStore:
     def __init__(self, storage: Storage, transient: TransientState) -> None:
         self.storage = storage
         self.transient = transient
+        self._index_writer = ThreadPoolExecutor(max_workers=8, thread_name_prefix="savgan-index")
 
     @staticmethod
     def record_key(job_id: str) -> str:
         return f"jobs/{job_id}.json"
 
     def create(self, record: JobRecord) -> None:
-        self.save(record)
+        """The record and the owner's index marker are independent objects, so they are written
+        concurrently: creating a job costs one storage round trip of latency, not two."""
         marker = f"index/{record.owner}/{int(record.created_at * 1000):014d}-{record.id}"
-        self.storage.put_bytes(marker, b"")
+        pending = self._index_writer.submit(self.storage.put_bytes, marker, b"")
+        self.save(record)
+        pending.result()
 
     def save(self, record: JobRecord) -> None:
         """Write the durable record and mirror its state into the transient store."""

@@ -10,6 +10,7 @@ image, which has no torch.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -21,11 +22,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from savgan.common.jobs import TransientState
 from savgan.common.storage import Storage
 from savgan.model.layout import BUNDLED_ROOT, MANIFEST, SAMPLES, VERSION_FILES
 
 BUNDLED = "bundled"
 PUBLIC_OWNER = "public"
+# A listing is reused while the owner's model generation is unchanged, but never longer than
+# this: versions written around the service (an operator copying objects) appear within it.
+LISTING_MAX_AGE_S = 60.0
 
 
 class ModelVersionInfo(BaseModel):
@@ -85,9 +90,14 @@ def _version_order(version: str) -> tuple[int, str]:
 class ModelStore:
     """List, resolve, publish and fetch model versions; manifests are cached (published ones never change)."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, transient: TransientState | None = None) -> None:
+        """With ``transient``, an owner's listing is cached until a publish bumps the owner's
+        generation (one Redis GET per request instead of an object-storage LIST); without it,
+        every call lists storage."""
         self.storage = storage
+        self.transient = transient
         self._manifests: dict[str, dict[str, Any]] = {}
+        self._listings: dict[str, tuple[int, float, dict[str, list[ModelVersionInfo]]]] = {}
         self._lock = threading.Lock()
 
     def _manifest(self, key: str) -> dict[str, Any]:
@@ -100,6 +110,19 @@ class ModelStore:
         return cached
 
     def _stored(self, owner: str) -> dict[str, list[ModelVersionInfo]]:
+        if self.transient is None:
+            return self._list_stored(owner)
+        generation = self.transient.generation(f"models:{owner}")
+        with self._lock:
+            cached = self._listings.get(owner)
+        if cached and cached[0] == generation and time.monotonic() - cached[1] < LISTING_MAX_AGE_S:
+            return cached[2]
+        listing = self._list_stored(owner)
+        with self._lock:
+            self._listings[owner] = (generation, time.monotonic(), listing)
+        return listing
+
+    def _list_stored(self, owner: str) -> dict[str, list[ModelVersionInfo]]:
         keys = self.storage.list(f"models/{owner}/")
         present = set(keys)
         found: dict[str, list[ModelVersionInfo]] = {}
@@ -115,22 +138,10 @@ class ModelStore:
             versions.sort(key=lambda v: _version_order(v.version))
         return found
 
-    @staticmethod
-    def _bundled() -> dict[str, ModelVersionInfo]:
-        root = BUNDLED_ROOT
-        if not root.is_dir():
-            return {}
-        found = {}
-        for folder in sorted(root.iterdir()):
-            if (folder / MANIFEST).is_file():
-                manifest = json.loads((folder / MANIFEST).read_text())
-                found[folder.name] = _version_info(PUBLIC_OWNER, folder.name, BUNDLED, manifest, "bundled", None)
-        return found
-
     def list_models(self, owner: str) -> list[ModelInfo]:
         """The owner's models, then bundled ones; a name the owner also trained lists both kinds of version."""
         stored = self._stored(owner)
-        bundled = self._bundled()
+        bundled = _bundled_models()
         models = []
         for name in sorted(set(stored) | set(bundled)):
             versions = stored.get(name, []) + ([bundled[name]] if name in bundled else [])
@@ -175,6 +186,8 @@ class ModelStore:
         self.storage.put_bytes(staging + MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode(), "application/json")
         for filename in [*files, MANIFEST]:
             self.storage.publish(staging + filename, final + filename)
+        if self.transient is not None:
+            self.transient.bump(f"models:{owner}")
         samples = final + SAMPLES if SAMPLES in files else None
         return _version_info(owner, name, version, manifest, "stored", samples)
 
@@ -201,6 +214,19 @@ class ModelStore:
         finally:
             shutil.rmtree(partial, ignore_errors=True)
         return target
+
+
+@functools.cache
+def _bundled_models() -> dict[str, ModelVersionInfo]:
+    """Read once per process: bundled models ship inside the installed package and never change under it."""
+    if not BUNDLED_ROOT.is_dir():
+        return {}
+    found = {}
+    for folder in sorted(BUNDLED_ROOT.iterdir()):
+        if (folder / MANIFEST).is_file():
+            manifest = json.loads((folder / MANIFEST).read_text())
+            found[folder.name] = _version_info(PUBLIC_OWNER, folder.name, BUNDLED, manifest, "bundled", None)
+    return found
 
 
 def _content_type(filename: str) -> str:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     signing_secret: SecretStr = Field(
         SecretStr(""), description="HMAC secret for webhook signatures and local download links"
     )
+    api_workers: int = Field(
+        1, ge=1, le=64, description="uvicorn worker processes of the API in distributed mode (embedded: always 1)"
+    )
     max_upload_bytes: int = Field(512 * 2**20, ge=1, description="largest accepted upload file")
     max_upload_files: int = Field(16, ge=1)
     max_frames: int = Field(1024, ge=1, le=1024, description="longest video a request may ask for")

@@ -36,4 +36,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, embedded: bool = False, set
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if embedded:
         log.info("embedded mode: storage in %s, jobs run in this process", settings.local_storage_dir.resolve())
+    if not embedded and settings.api_workers > 1:
+        # Each worker process builds its app from the environment: that is where these settings came from.
+        uvicorn.run("savgan.service.app:create_app", factory=True, workers=settings.api_workers, host=host, port=port,
+                    log_level=log_level, proxy_headers=True)
+        return
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=True)

@@ -14,7 +14,6 @@ for tasks whose worker vanished (unacknowledged past the visibility timeout) eve
 from __future__ import annotations
 
 from celery import Celery
-from celery.result import AsyncResult
 
 from savgan.common.jobs import JobKind
 from savgan.common.settings import Settings, get_settings
@@ -69,9 +68,14 @@ def make_app(settings: Settings) -> Celery:
     return app
 
 
-def send_job(app: Celery, kind: JobKind, job_id: str) -> AsyncResult:
-    """Queue a job by task name (the API has no task code); the Celery task id is the job id."""
-    return app.send_task(TASK_NAMES[kind], args=[job_id], task_id=job_id, queue=kind)
+def send_job(app: Celery, kind: JobKind, job_id: str) -> None:
+    """Queue a job by task name (the API has no task code); the Celery task id is the job id.
+
+    A job's outcome lives in its record, so Celery's result is ignored: otherwise every send
+    subscribes to and unsubscribes from a result channel in Redis, and the worker writes a
+    result nobody reads.
+    """
+    app.send_task(TASK_NAMES[kind], args=[job_id], task_id=job_id, queue=kind, ignore_result=True)
 
 
 app = make_app(get_settings())

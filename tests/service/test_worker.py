@@ -89,6 +89,21 @@ def test_model_store_publishes_lists_resolves_and_fetches(settings_s3: Settings,
     assert store.fetch(first, tmp_path / "cache") == folder, "a fetched version is reused, not downloaded again"
 
 
+def test_a_cached_model_listing_sees_another_process_publish(settings_s3: Settings, tiny_run: Path):
+    """The API caches an owner's listing; a version a worker publishes must be resolved at once."""
+    api, worker = build_context(settings_s3), build_context(settings_s3)
+    worker.models.publish_run("alice", "tiny", tiny_run)
+    assert api.models.resolve("alice", "tiny").version == "1"
+    lists = []
+    original = api.storage.list
+    api.storage.list = lambda prefix: lists.append(prefix) or original(prefix)
+    assert api.models.resolve("alice", "tiny").version == "1"
+    assert lists == [], "an unchanged listing is served from the cache"
+    worker.models.publish_run("alice", "tiny", tiny_run)
+    assert api.models.resolve("alice", "tiny").version == "2"
+    assert lists == ["models/alice/"], "a publish elsewhere invalidates the cached listing"
+
+
 def test_generate_through_a_real_worker(settings_s3: Settings, celery_worker_process, tiny_run: Path):
     ctx = build_context(settings_s3)
     ctx.models.publish_run("alice", "tiny", tiny_run)
