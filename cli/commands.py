@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from savgan.model import checkpoint as ckpt
 from savgan.model import registry
-from savgan.model.config import ModelConfig, TrainConfig, preset
+from savgan.model.config import ModelConfig, TrainConfig, preset_for, train_config_for
 from savgan.model.generate import check_frames, generate_videos
 from savgan.model.video_io.calibration import calibration
 from savgan.model.video_io.formats import get_format, write_video
@@ -40,8 +40,10 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     return {"model": record.summary(), "seed": args.seed, "frames": frames, "files": files}
 
 
-def _train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
+def _train_config(args: argparse.Namespace, arch: str) -> TrainConfig:
+    """The family's defaults (model/config.py FAMILY_TRAIN_DEFAULTS) under what the command line gives."""
+    return train_config_for(
+        arch,
         steps=args.steps,
         batch_size=args.batch_size,
         lr_g=args.lr_g,
@@ -74,16 +76,26 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         base = registry.resolve(args.base)
         config = base.config
     else:
-        config = preset(args.preset)
+        config = preset_for(args.arch, args.preset)
+    if args.arch is not None and args.arch != config.arch:
+        raise ValueError(f"--arch {args.arch} does not match the {config.arch} model resumed or fine-tuned")
     data = load_training_data(args.data, config, args.clips, seed=args.seed)
     if args.resume:
         trainer = Trainer.resume(args.out, data.bank, args.device, steps=args.steps)
     else:
-        trainer = Trainer(config, _train_config(args), data.bank, args.out, data.description, args.device, data.physical)
+        train_config = _train_config(args, config.arch)
+        trainer = Trainer(config, train_config, data.bank, args.out, data.description, args.device, data.physical)
         if base is not None:
             trainer.load_weights(base.path, f"{base.name}:{base.version}")
+    print(f"savgan train: {config.arch} {trainer.train_config}", file=sys.stderr)
     result = trainer.train()
-    summary: dict[str, Any] = {"run": str(args.out), "step": result.step, "losses": result.losses}
+    summary: dict[str, Any] = {
+        "run": str(args.out),
+        "arch": config.arch,
+        "step": result.step,
+        "train_config": trainer.train_config.to_dict(),
+        "losses": result.losses,
+    }
     if args.install_as:
         summary["installed"] = registry.install(args.out, args.install_as).summary()
     return summary

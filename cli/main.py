@@ -10,6 +10,7 @@ from pathlib import Path
 
 
 SERVICE_COMMANDS = ("serve", "worker")
+ARCHS = ("savgan", "3dgan", "tgan2")  # model/config.py's, spelt out: this module stays import-light
 
 
 def _csv(value: str) -> list[str]:
@@ -35,16 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train or fine-tune a model")
     train.add_argument("--data", nargs="+", required=True, help="mmnist, toc-sim, or recording files (TIFF/MP4/AVI)")
-    train.add_argument("--preset", default="cpu", help="network preset (ignored with --base or --resume)")
+    train.add_argument(
+        "--preset", default="cpu", help="network preset, or size (cpu, paper) with --arch; ignored with --base/--resume"
+    )
+    train.add_argument("--arch", choices=ARCHS, default=None,
+                       help="model family: savgan, 3dgan or tgan2; with --preset cpu/paper picks e.g. cpu-tgan2")
     train.add_argument("--steps", type=int, default=1000, help="generator steps to reach")
     train.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, log)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     train.add_argument("--base", default=None, help="model to fine-tune (folder or name)")
-    train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--lr-g", type=float, default=1e-4)
-    train.add_argument("--lr-d", type=float, default=4e-4)
-    train.add_argument("--n-critic", type=int, default=5)
-    train.add_argument("--long-clip-prob", type=float, default=0.25)
+    family_default = "default: the family's (savgan/3dgan: {}; tgan2: {})"
+    train.add_argument("--batch-size", type=int, default=None, help=family_default.format(8, 8))
+    train.add_argument("--lr-g", type=float, default=None, help=family_default.format("1e-4", "1e-4"))
+    train.add_argument("--lr-d", type=float, default=None, help=family_default.format("4e-4", "1e-4"))
+    train.add_argument("--n-critic", type=int, default=None, help=family_default.format(5, 5))
+    train.add_argument("--long-clip-prob", type=float, default=None, help=family_default.format(0.25, "0, unused"))
     train.add_argument("--clips", type=int, default=2225, help="training clips to render from a built-in source")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--sample-every", type=int, default=100)

@@ -48,13 +48,15 @@ class TrainParameters(BaseModel):
     base_model: str | None = Field(
         None, pattern=MODEL_SPEC_PATTERN, description="model to fine-tune; none: train from scratch at `preset`"
     )
-    preset: Literal["cpu", "paper", "paper-full", "cpu-3dgan", "paper-3dgan"] = Field(
+    preset: Literal["cpu", "paper", "paper-full", "cpu-3dgan", "paper-3dgan", "cpu-tgan2", "paper-tgan2"] = Field(
         "cpu", description="network preset when training from scratch"
     )
     steps: int = Field(200, ge=1, le=1_000_000, description="generator steps")
     batch_size: int = Field(8, ge=1, le=64)
     lr_g: float = Field(1e-4, gt=0, le=1e-2)
-    lr_d: float = Field(4e-4, gt=0, le=1e-2)
+    lr_d: float | None = Field(
+        None, gt=0, le=1e-2, description="critic learning rate; default: the family's (4e-4 SAVGAN/3DGAN, 1e-4 TGANv2)"
+    )
     n_critic: int = Field(5, ge=1, le=10)
     seed: int = Field(0, ge=0, le=2**31 - 1)
     patch_method: Literal["flow", "grid"] = Field("flow", description="patches around moving cells, or a grid")

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 AttentionKind = Literal["nystrom", "full", "none"]
+ARCHS: tuple[str, ...] = ("savgan", "3dgan", "tgan2")
 LatentDistribution = Literal["normal", "uniform"]
 ATTENTION_KINDS: tuple[str, ...] = ("nystrom", "full", "none")
 
@@ -36,6 +37,43 @@ class AttentionSpec:
 
 
 @dataclass(frozen=True)
+class TGAN2Spec:
+    """The TGANv2 family's own shapes (see ``model/tgan2.py`` and docs/TGAN2.md).
+
+    ``frame_strides[k]`` and ``batch_strides[k]`` sub-sample frames and videos between
+    rendering level k+1 and k+2 during training, so there are ``len(frame_strides) + 1``
+    levels; the last renders the full ``size``, each one before it half the size of the next.
+    The convolutional LSTM runs at ``clstm_size`` x ``clstm_size`` with ``clstm_channels``.
+    """
+
+    clstm_channels: int = 512
+    clstm_layers: int = 2
+    clstm_size: int = 4
+    frame_strides: tuple[int, ...] = (2, 2, 2)
+    batch_strides: tuple[int, ...] = (2, 2, 2)
+
+    def __post_init__(self) -> None:
+        if len(self.frame_strides) != len(self.batch_strides):
+            raise ValueError("frame_strides and batch_strides need one entry per level after the first")
+        if any(s < 1 for s in self.frame_strides + self.batch_strides):
+            raise ValueError("sub-sampling strides must be >= 1")
+        if self.clstm_channels < 1 or self.clstm_layers < 1 or self.clstm_size < 1:
+            raise ValueError("clstm_channels, clstm_layers and clstm_size must be positive")
+
+    @property
+    def levels(self) -> int:
+        return len(self.frame_strides) + 1
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TGAN2Spec:
+        data = dict(data)
+        for key in ("frame_strides", "batch_strides"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Shapes of the generator G_V and the critics D_V and D_I (SPEC section 3).
 
@@ -44,6 +82,11 @@ class ModelConfig:
     ``size`` a power of two. ``g_attention`` lists the attention of the generator's last
     hidden stages (the paper: the 8x16x16 and 16x32x32 stages); ``d_attention`` the
     attention after the video critic's last blocks (the paper: 7x8x8 and 3x4x4).
+
+    ``arch`` picks the family (model/family.py): ``savgan``, ``3dgan`` (the same networks
+    without attention) or ``tgan2`` (TGANv2, model/tgan2.py), which reads ``z_dim`` as its slow
+    latent, ``g_conv_dim`` / ``d_conv_dim`` as its image-generator and critic widths, needs
+    ``tgan2`` and no attention, and only asks ``frames`` to be even and divisible by its strides.
     """
 
     arch: str = "savgan"
@@ -57,17 +100,26 @@ class ModelConfig:
     image_critic_dim: int = 64
     g_attention: tuple[AttentionSpec, ...] = (AttentionSpec("nystrom"), AttentionSpec("nystrom"))
     d_attention: tuple[AttentionSpec, ...] = (AttentionSpec("full"), AttentionSpec("full"))
+    # Only for arch "tgan2" (and required there); left out of the manifest otherwise.
+    tgan2: TGAN2Spec | None = None
 
     def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch {self.arch!r} is not one of {ARCHS}")
         if self.size < 16 or self.size & (self.size - 1):
             raise ValueError(f"size must be a power of two >= 16, got {self.size}")
+        if self.z_distribution not in ("normal", "uniform"):
+            raise ValueError("z_distribution must be 'normal' or 'uniform'")
+        if (self.arch == "tgan2") != (self.tgan2 is not None):
+            raise ValueError("arch 'tgan2' needs a tgan2 spec, and only it may have one")
+        if self.tgan2 is not None:
+            self._check_tgan2(self.tgan2)
+            return
         if self.frames != self.size // 2:
             raise ValueError(
                 f"frames must be size/2 (the generator grows 2x4x4 -> T x H x W by doubling); "
                 f"got frames={self.frames}, size={self.size}"
             )
-        if self.z_distribution not in ("normal", "uniform"):
-            raise ValueError("z_distribution must be 'normal' or 'uniform'")
         if len(self.g_attention) > self.upsamplings - 1:
             raise ValueError(
                 f"g_attention has {len(self.g_attention)} layers but the generator has only "
@@ -75,6 +127,22 @@ class ModelConfig:
             )
         if len(self.d_attention) > self.critic_blocks:
             raise ValueError(f"d_attention has more layers than the {self.critic_blocks} critic blocks")
+
+    def _check_tgan2(self, spec: TGAN2Spec) -> None:
+        if self.g_attention or self.d_attention:
+            raise ValueError("tgan2 has no attention layers: g_attention and d_attention must be empty")
+        first = self.size >> (spec.levels - 1)
+        trunk_ups = math.log2(first / spec.clstm_size) if first >= spec.clstm_size else -1
+        if trunk_ups not in (0, 1, 2, 3):
+            raise ValueError(
+                f"tgan2: the first of {spec.levels} levels renders {first}x{first}, which must be "
+                f"clstm_size ({spec.clstm_size}) times 1, 2, 4 or 8"
+            )
+        every = math.prod(spec.frame_strides)
+        if self.frames % every or self.frames % 2:
+            raise ValueError(
+                f"tgan2: frames ({self.frames}) must be even and a multiple of {every}, the frame strides' product"
+            )
 
     @property
     def upsamplings(self) -> int:
@@ -92,13 +160,18 @@ class ModelConfig:
         return self.frames // 2
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["tgan2"] is None:
+            del data["tgan2"]  # SAVGAN/3DGAN manifests stay exactly as they were
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         data = dict(data)
         for key in ("g_attention", "d_attention"):
             data[key] = tuple(AttentionSpec(**spec) for spec in data.get(key, ()))
+        if data.get("tgan2") is not None:
+            data["tgan2"] = TGAN2Spec.from_dict(data["tgan2"])
         return cls(**data)
 
     def with_generator_attention(self, kind: AttentionKind) -> ModelConfig:
@@ -137,6 +210,35 @@ PRESETS: dict[str, ModelConfig] = {
         g_attention=(),
         d_attention=(),
     ),
+    # TGANv2 (Saito et al. 2020) adapted to the paper's clips, see docs/TGAN2.md: 4 levels
+    # rendering 32x8x8, 16x16x16, 8x32x32 and 4x64x64 (frames and batch halved per level, as in
+    # the reference code), slow latent 256 ~ U(-1, 1), CLSTM 2 layers x 512 channels at 4x4,
+    # image-generator width 32, one 3D ResNet critic per level of width 64.
+    "paper-tgan2": ModelConfig(
+        arch="tgan2",
+        z_dim=256,
+        z_distribution="uniform",
+        g_conv_dim=32,
+        d_conv_dim=64,
+        g_attention=(),
+        d_attention=(),
+        tgan2=TGAN2Spec(),
+    ),
+    # CPU size (16x32x32), 3 levels rendering 16x8x8, 8x16x16 and 4x32x32; narrow networks so
+    # that an iteration at batch 8 takes seconds on one CPU thread.
+    "cpu-tgan2": ModelConfig(
+        arch="tgan2",
+        size=32,
+        frames=16,
+        z_dim=256,
+        z_distribution="uniform",
+        g_conv_dim=8,
+        d_conv_dim=8,
+        image_critic_dim=32,
+        g_attention=(),
+        d_attention=(),
+        tgan2=TGAN2Spec(clstm_channels=64, clstm_layers=2, frame_strides=(2, 2), batch_strides=(2, 2)),
+    ),
 }
 
 
@@ -148,6 +250,24 @@ def preset(name: str) -> ModelConfig:
         raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None
 
 
+def preset_for(arch: str | None, name: str) -> ModelConfig:
+    """The preset for ``arch`` at ``name``'s size: ``cpu`` + ``tgan2`` is ``cpu-tgan2``.
+
+    ``name`` may also be the full preset name; without ``arch`` it is just :func:`preset`.
+    """
+    if arch is None:
+        return preset(name)
+    if arch not in ARCHS:
+        raise ValueError(f"arch {arch!r} is not one of {', '.join(ARCHS)}")
+    for candidate in (name, f"{name}-{arch}"):
+        if candidate in PRESETS and PRESETS[candidate].arch == arch:
+            return PRESETS[candidate]
+    fitting = ", ".join(sorted(n for n, c in PRESETS.items() if c.arch == arch))
+    raise ValueError(
+        f"no {arch} preset for {name!r}: {arch} presets are {fitting}; all presets: {', '.join(sorted(PRESETS))}"
+    )
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings (SPEC section 3: WGAN-GP, Adam(0, 0.9), 5 critic steps).
@@ -155,6 +275,8 @@ class TrainConfig:
     ``long_clip_prob`` is the fraction of iterations trained on clips one latent step
     longer than ``frames`` (for 32 frames: 48), which teaches G to join neighbouring
     latent steps smoothly so that videos longer than the trained length stay continuous.
+
+    The defaults are SAVGAN's; :func:`train_config_for` gives each family its own.
     """
 
     steps: int = 1000
@@ -170,6 +292,7 @@ class TrainConfig:
     sample_every: int = 100
     checkpoint_every: int = 100
     bf16: bool = False
+    adam_eps: float = 1e-8
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.n_critic < 1:
@@ -178,6 +301,8 @@ class TrainConfig:
             raise ValueError("long_clip_prob must lie in [0, 1]")
         if self.lr_g <= 0 or self.lr_d <= 0:
             raise ValueError("learning rates must be positive")
+        if self.adam_eps <= 0:
+            raise ValueError("adam_eps must be positive")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,3 +312,26 @@ class TrainConfig:
         data = dict(data)
         data["betas"] = tuple(data.get("betas", (0.0, 0.9)))
         return cls(**data)
+
+
+# Where a family's optimisation differs from TrainConfig's (SAVGAN's) defaults. TGANv2 (its
+# conf/base.yml): Adam lr 1e-4 for both G and D; it has no image critic and trains on the
+# trained clip length only.
+FAMILY_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "savgan": {},
+    "3dgan": {},
+    "tgan2": {"lr_g": 1e-4, "lr_d": 1e-4, "long_clip_prob": 0.0, "image_lambda": 0.0},
+}
+
+
+def train_defaults(arch: str) -> dict[str, Any]:
+    """TrainConfig's defaults for ``arch``'s family, as a dict."""
+    if arch not in FAMILY_TRAIN_DEFAULTS:
+        raise ValueError(f"arch {arch!r} is not one of {ARCHS}")
+    return {**TrainConfig().to_dict(), **FAMILY_TRAIN_DEFAULTS[arch]}
+
+
+def train_config_for(arch: str, **overrides: Any) -> TrainConfig:
+    """A TrainConfig with ``arch``'s family defaults; ``overrides`` whose value is None are ignored."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return TrainConfig.from_dict({**train_defaults(arch), **given})

@@ -35,9 +35,10 @@ def plot_losses(log_path: Path, out_path: Path) -> None:
     if not records:
         return
     steps = np.array([r["step"] for r in records])
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(4 * len(CURVES), 3), constrained_layout=True)
+    curves = [(key, title) for key, title in CURVES if all(key in r for r in records)]  # a family's own losses
+    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3), constrained_layout=True, squeeze=False)
     window = max(1, len(records) // 50)
-    for ax, (key, title) in zip(axes, CURVES):
+    for ax, (key, title) in zip(axes[0], curves):
         values = np.array([r[key] for r in records])
         ax.plot(steps, values, color="0.8", linewidth=0.8)
         smooth = _smooth(values, window)

@@ -21,8 +21,8 @@ import torch
 
 from savgan.model import checkpoint as ckpt
 from savgan.model.config import ModelConfig, preset
+from savgan.model.family import build_generator
 from savgan.model.layout import BUNDLED_ROOT, LOSSES, SAMPLES
-from savgan.model.networks import VideoGenerator
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 INIT_PREFIX = "init:"
@@ -120,12 +120,12 @@ def list_models(root: Path | None = None) -> list[ModelRecord]:
     return records
 
 
-def load_generator(record: ModelRecord, device: str | torch.device = "cpu") -> VideoGenerator:
-    """Build the generator from the manifest and load its weights (safetensors, never pickle)."""
+def load_generator(record: ModelRecord, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Build the generator of the manifest's family (model/family.py) and load its weights (safetensors, never pickle)."""
     if record.source == "init":
         torch.manual_seed(0)
-        return VideoGenerator(record.config).to(device).eval()
-    generator = VideoGenerator(record.config)
+        return build_generator(record.config).to(device).eval()
+    generator = build_generator(record.config)
     try:
         generator.load_state_dict(ckpt.load_tensors(record.path / ckpt.GENERATOR_WEIGHTS))
     except RuntimeError as err:

@@ -26,9 +26,10 @@ from tqdm import tqdm
 
 from savgan.model import checkpoint as ckpt
 from savgan.model.config import ModelConfig, TrainConfig
+from savgan.model.family import family_of
 from savgan.model.layout import LOG, LOSSES, SAMPLES
 from savgan.model.losses import critic_loss, generator_loss, random_frames
-from savgan.model.networks import ImageCritic, VideoCritic, VideoGenerator, sample_latents
+from savgan.model.networks import sample_latents
 from savgan.model.plots import plot_losses, save_sample_montage
 
 STEP_SEED_STRIDE = 1_000_003
@@ -70,7 +71,11 @@ def derive_seed(seed: int, index: int) -> int:
 
 
 class Trainer:
-    """Owns the three networks, their optimisers and the run folder."""
+    """Owns the networks of the model's family (model/family.py), their optimisers and the run folder.
+
+    SAVGAN/3DGAN: G, the video critic D_V and the image critic D_I, trained by
+    :meth:`iteration`'s own objective; a family with its own objective (TGANv2) supplies it.
+    """
 
     def __init__(
         self,
@@ -98,13 +103,19 @@ class Trainer:
         self.physical = physical or {}
         self.base_model: str | None = None
         torch.manual_seed(train_config.seed)
-        self.generator = VideoGenerator(model_config).to(self.device)
-        self.video_critic = VideoCritic(model_config).to(self.device)
-        self.image_critic = ImageCritic(model_config).to(self.device)
-        betas = train_config.betas
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train_config.lr_g, betas=betas)
-        self.opt_dv = torch.optim.Adam(self.video_critic.parameters(), lr=train_config.lr_d, betas=betas)
-        self.opt_di = torch.optim.Adam(self.image_critic.parameters(), lr=train_config.lr_d, betas=betas)
+        self.family = family_of(model_config)
+        self.generator = self.family.build_generator(model_config).to(self.device)
+        self.critics = {prefix: c.to(self.device) for prefix, c in self.family.build_critics(model_config).items()}
+        self.video_critic = self.critics["DV"]
+        self.image_critic = self.critics.get("DI")
+        betas, eps = train_config.betas, train_config.adam_eps
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train_config.lr_g, betas=betas, eps=eps)
+        self.critic_optimizers = {
+            f"opt_{prefix.lower()}": torch.optim.Adam(critic.parameters(), lr=train_config.lr_d, betas=betas, eps=eps)
+            for prefix, critic in self.critics.items()
+        }
+        self.opt_dv = self.critic_optimizers["opt_dv"]
+        self.opt_di = self.critic_optimizers.get("opt_di")
         self.step = 0
         self.latest: dict[str, float] = {}
         self.sample_latents = sample_latents(
@@ -130,6 +141,10 @@ class Trainer:
         """One generator iteration: n_critic critic updates, then one generator update."""
         cfg = self.train_config
         torch.manual_seed(derive_seed(cfg.seed, self.step))
+        if self.family.iteration is not None:  # a family with its own objective (TGANv2)
+            losses = self.family.iteration(self)
+            self.step += 1
+            return losses
         latent_steps = 2 if self.long_clips_possible and torch.rand(()) < cfg.long_clip_prob else 1
         frames = (latent_steps + 1) * self.model_config.frames_per_latent
         self.generator.train()
@@ -181,11 +196,7 @@ class Trainer:
                 self.latest = self.iteration()
                 log.write(json.dumps({"step": self.step, **self.latest}) + "\n")
                 bar.update(1)
-                bar.set_postfix(
-                    W_V=f"{self.latest['wasserstein_video']:.3f}",
-                    W_I=f"{self.latest['wasserstein_image']:.3f}",
-                    L_G=f"{self.latest['loss_generator']:.3f}",
-                )
+                bar.set_postfix({label: f"{self.latest[key]:.3f}" for label, key in self.family.progress})
                 if self.step % cfg.sample_every == 0 or self.step % cfg.checkpoint_every == 0:
                     log.flush()
                 if self.step % cfg.sample_every == 0:
@@ -234,9 +245,9 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         tensors: dict[str, Tensor] = {}
         groups: dict[str, Any] = {}
-        for prefix, module in (("G", self.generator), ("DV", self.video_critic), ("DI", self.image_critic)):
+        for prefix, module in self._modules():
             tensors.update(ckpt.module_tensors(prefix, module))
-        for prefix, optimizer in (("opt_g", self.opt_g), ("opt_dv", self.opt_dv), ("opt_di", self.opt_di)):
+        for prefix, optimizer in self._optimizers():
             opt_tensors, groups[prefix] = ckpt.optimizer_tensors(prefix, optimizer)
             tensors.update(opt_tensors)
         ckpt.save_tensors(self.run_dir / ckpt.TRAINING_STATE, tensors)
@@ -272,16 +283,23 @@ class Trainer:
         state_path = Path(model_dir) / ckpt.TRAINING_STATE
         if state_path.exists():
             state = {k: v.to(self.device) for k, v in ckpt.load_tensors(state_path).items()}
-            ckpt.load_module("DV", self.video_critic, state)
-            ckpt.load_module("DI", self.image_critic, state)
+            for prefix, critic in self.critics.items():
+                ckpt.load_module(prefix, critic, state)
         self.base_model = label
+
+    def _modules(self) -> list[tuple[str, torch.nn.Module]]:
+        """Checkpoint prefix and network: G, then the critics (SAVGAN: DV, DI)."""
+        return [("G", self.generator), *self.critics.items()]
+
+    def _optimizers(self) -> list[tuple[str, torch.optim.Optimizer]]:
+        return [("opt_g", self.opt_g), *self.critic_optimizers.items()]
 
     def load_state(self, manifest: dict[str, Any]) -> None:
         tensors = ckpt.load_tensors(self.run_dir / ckpt.TRAINING_STATE)
         tensors = {k: v.to(self.device) for k, v in tensors.items()}
-        for prefix, module in (("G", self.generator), ("DV", self.video_critic), ("DI", self.image_critic)):
+        for prefix, module in self._modules():
             ckpt.load_module(prefix, module, tensors)
-        for prefix, optimizer in (("opt_g", self.opt_g), ("opt_dv", self.opt_dv), ("opt_di", self.opt_di)):
+        for prefix, optimizer in self._optimizers():
             ckpt.load_optimizer(prefix, optimizer, tensors, manifest["optimizers"][prefix])
         self.step = int(manifest["step"])
         self.latest = dict(manifest.get("losses", {}))

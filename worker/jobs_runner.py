@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], None]
+# Losses a training job reports in its progress message, where the family has them.
+PROGRESS_LABELS = (("W video", "wasserstein_video"), ("W image", "wasserstein_image"), ("G loss", "loss_generator"))
 CONTENT_TYPES = {".tif": "image/tiff", ".mp4": "video/mp4", ".gif": "image/gif", ".png": "image/png"}
 
 
@@ -290,7 +292,7 @@ def _upload_checkpoint(ctx: Context, job_id: str, run_dir: Path) -> None:
 
 
 def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
-    from savgan.model.config import ModelConfig, TrainConfig, preset
+    from savgan.model.config import ModelConfig, preset, train_config_for
     from savgan.model.data.sources import load_training_data
     from savgan.model.train import Trainer, TrainHooks
 
@@ -323,7 +325,8 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
         if resumed:
             trainer = Trainer.resume(run_dir, data.bank, device, steps=request.steps)
         else:
-            train_config = TrainConfig(
+            train_config = train_config_for(  # the family's defaults where the request leaves them out
+                config.arch,
                 steps=request.steps,
                 batch_size=request.batch_size,
                 lr_g=request.lr_g,
@@ -343,8 +346,7 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
             reporter.update(
                 progress.step,
                 progress.total_steps,
-                f"W video {losses['wasserstein_video']:.3f}, W image {losses['wasserstein_image']:.3f}, "
-                f"G loss {losses['loss_generator']:.3f}",
+                ", ".join(f"{label} {losses[key]:.3f}" for label, key in PROGRESS_LABELS if key in losses),
                 progress.eta_s,
             )
             if progress.step % checkpoint_every == 0:
