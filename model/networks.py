@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from savgan.model.attention import SelfAttention3d
+from savgan.model.attention import LandmarkSource, SelfAttention3d
 from savgan.model.config import AttentionSpec, ModelConfig
 
 
@@ -42,7 +42,7 @@ class GeneratorStage(nn.Module):
         )
         self.attention = attention
 
-    def forward(self, x: Tensor, landmark_generator: torch.Generator | None) -> Tensor:
+    def forward(self, x: Tensor, landmark_generator: LandmarkSource) -> Tensor:
         x = self.up(x)
         return x if self.attention is None else self.attention(x, landmark_generator)
 
@@ -68,8 +68,11 @@ class VideoGenerator(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.to_video = nn.Sequential(nn.ConvTranspose3d(channels, config.channels, 4, 2, 1), nn.Tanh())
 
-    def forward(self, z: Tensor, landmark_generator: torch.Generator | None = None) -> Tensor:
-        """z: (B, z_dim) for one trained clip, or (B, z_dim, L) for (L+1) * frames/2 frames."""
+    def forward(self, z: Tensor, landmark_generator: LandmarkSource = None) -> Tensor:
+        """z: (B, z_dim) for one trained clip, or (B, z_dim, L) for (L+1) * frames/2 frames.
+
+        ``landmark_generator``: one generator for the whole batch, or one per sample.
+        """
         if z.dim() == 2:
             z = z.unsqueeze(-1)
         x = self.seed(z[..., None, None])
@@ -127,8 +130,17 @@ class ImageCritic(nn.Module):
 
 
 def sample_latents(config: ModelConfig, count: int, steps: int = 1, generator: torch.Generator | None = None) -> Tensor:
-    """Latent sequences (count, z_dim, steps) from the configured distribution."""
-    shape = (count, config.z_dim, steps)
+    """Latent sequences (count, z_dim, steps) from the configured distribution.
+
+    TGANv2 uses only the first step (its slow latent), drawn first so that it does not
+    depend on ``steps``: a longer video of a seed continues the shorter one.
+    """
+    if config.arch == "tgan2":
+        shape: tuple[int, ...] = (count, steps, config.z_dim)
+    else:
+        shape = (count, config.z_dim, steps)
     if config.z_distribution == "uniform":
-        return torch.rand(shape, generator=generator) * 2 - 1
-    return torch.randn(shape, generator=generator)
+        z = torch.rand(shape, generator=generator) * 2 - 1
+    else:
+        z = torch.randn(shape, generator=generator)
+    return z.transpose(1, 2) if config.arch == "tgan2" else z

@@ -11,8 +11,10 @@ from savgan.model.attention import (
     choose_landmarks,
     exact_attention,
     flash_attention,
+    iterations_applied_to_values,
     iterative_pinv,
     nystrom_attention,
+    pinv_times,
 )
 from savgan.model.config import AttentionSpec
 
@@ -65,6 +67,53 @@ def test_nystrom_error_at_the_paper_size_is_bounded_on_structured_inputs():
     assert err_512 < err_64
 
 
+def test_per_sample_landmark_generators_give_each_sample_its_own_landmarks():
+    """A batch with one generator per sample equals each sample run alone with its generator."""
+    g = torch.Generator().manual_seed(8)
+    q, k = (torch.randn(3, 200, 4, generator=g) for _ in range(2))
+    v = torch.randn(3, 200, 16, generator=g)
+    batched = nystrom_attention(q, k, v, 32, generator=[torch.Generator().manual_seed(s) for s in (1, 2, 3)])
+    for i, s in enumerate((1, 2, 3)):
+        one = slice(i, i + 1)
+        alone = nystrom_attention(q[one], k[one], v[one], 32, generator=torch.Generator().manual_seed(s))
+        assert torch.allclose(batched[i : i + 1], alone, atol=1e-5)
+    shared = nystrom_attention(q, k, v, 32, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(shared[:1], batched[:1], atol=1e-5) and not torch.allclose(shared[1:], batched[1:], atol=1e-3)
+    with pytest.raises(ValueError, match="2 landmark generators for a batch of 3"):
+        nystrom_attention(q, k, v, 32, generator=[torch.Generator(), torch.Generator()])
+
+
+@pytest.mark.parametrize(("size", "width", "applied"), [(16, 48, 0), (64, 16, 1), (64, 8, 2), (128, 4, 3)])
+def test_pinv_times_values_equals_the_formed_pinv_times_values(size, width, applied):
+    """Applying the last iterates to the values is the same maths as forming them, gradients too."""
+    assert iterations_applied_to_values(6, size, width) == applied
+    g = torch.Generator().manual_seed(10)
+    a = torch.softmax(torch.randn(2, size, size, generator=g, dtype=torch.float64), dim=-1).requires_grad_(True)
+    values = torch.randn(2, size, width, generator=g, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(2, size, width, generator=g, dtype=torch.float64)
+    applied_out = pinv_times(a, values, 6)
+    formed_out = iterative_pinv(a, 6) @ values
+    assert relative_error(applied_out, formed_out) < 1e-12
+    applied_grads = torch.autograd.grad((applied_out * weights).sum(), (a, values))
+    formed_grads = torch.autograd.grad((formed_out * weights).sum(), (a, values))
+    for applied_grad, formed_grad in zip(applied_grads, formed_grads):
+        assert relative_error(applied_grad, formed_grad) < 1e-10
+
+
+def test_nystrom_through_flash_equals_nystrom_through_formed_kernels():
+    g = torch.Generator().manual_seed(11)
+    q, k = (torch.randn(2, 300, 4, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    v = torch.randn(2, 300, 32, generator=g, dtype=torch.float64, requires_grad=True)
+    outs, grads = [], []
+    for attend in (flash_attention, exact_attention):
+        out = nystrom_attention(q, k, v, 40, generator=torch.Generator().manual_seed(0), attend=attend)
+        outs.append(out)
+        grads.append(torch.autograd.grad(out.square().sum(), (q, k, v)))
+    assert relative_error(outs[0], outs[1]) < 1e-12
+    for flash_grad, exact_grad in zip(*grads):
+        assert relative_error(flash_grad, exact_grad) < 1e-10
+
+
 def test_nystrom_matches_finite_differences():
     g = torch.Generator().manual_seed(6)
     q, k = (torch.randn(1, 12, 3, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(2))
@@ -76,11 +125,14 @@ def test_nystrom_matches_finite_differences():
     assert torch.autograd.gradcheck(fn, (q, k, v), eps=1e-6, atol=1e-5)
 
 
-def test_nystrom_never_builds_an_n_by_n_tensor():
-    """Record every saved-for-backward tensor: none may have N*N elements."""
-    n = 4096
+@pytest.mark.parametrize("attend", [flash_attention, exact_attention])
+def test_nystrom_never_builds_an_n_by_n_tensor(attend):
+    """Record every saved-for-backward tensor: none may have N*N elements; through flash,
+    none is even N x m (only N x C inputs and outputs), through exact attention the N x m
+    kernels are kept."""
+    n, m, c = 4096, 256, 32
     q, k = (torch.randn(1, n, 4, requires_grad=True) for _ in range(2))
-    v = torch.randn(1, n, 32, requires_grad=True)
+    v = torch.randn(1, n, c, requires_grad=True)
     largest = 0
 
     def pack(t):
@@ -89,10 +141,13 @@ def test_nystrom_never_builds_an_n_by_n_tensor():
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = nystrom_attention(q, k, v, 256)
+        out = nystrom_attention(q, k, v, m, attend=attend)
     out.sum().backward()
     assert largest < n * n / 8, largest
-    assert largest >= n * 256  # the N x m kernel is kept, as it must be
+    if attend is flash_attention:
+        assert largest <= n * c, largest
+    else:
+        assert largest >= n * m, largest
 
 
 def test_nystrom_forward_backward_at_the_paper_second_layer():
@@ -125,6 +180,18 @@ def test_landmarks_are_reproducible_from_a_seed_and_vary_without_one():
     assert len(set(a.tolist())) == 50
     assert not torch.equal(a, c)
     assert torch.equal(choose_landmarks(10, 50, None, torch.device("cpu")), torch.arange(10))
+
+
+@pytest.mark.parametrize("kind", ["nystrom", "full"])
+def test_twice_differentiable_block_supports_a_gradient_penalty(kind):
+    """A critic's gradient penalty backpropagates through d(out)/dx: flash has no double backward."""
+    torch.manual_seed(12)
+    block = SelfAttention3d(16, AttentionSpec(kind, landmarks=16), twice_differentiable=True)
+    block.gamma.data.fill_(0.5)
+    x = torch.randn(2, 16, 2, 4, 4, requires_grad=True)
+    (grad_x,) = torch.autograd.grad(block(x, torch.Generator().manual_seed(0)).square().sum(), x, create_graph=True)
+    grad_x.norm().backward()
+    assert block.query.weight.grad is not None and block.query.weight.grad.abs().sum().item() > 0
 
 
 @pytest.mark.parametrize("kind", ["nystrom", "full"])
