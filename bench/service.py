@@ -159,22 +159,31 @@ def end_to_end(base_url: str, headers: dict[str, str], frames: int, runs: int, p
     }
 
 
+async def post_outcome(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
+    """The status code, or the transport error's name: a connection the server dropped is a failed
+    request to count, not a reason to abandon the measurement."""
+    try:
+        return str((await client.post("/generate", json=body)).status_code)
+    except httpx.TransportError as err:
+        return type(err).__name__
+
+
 async def enqueue(base_url: str, headers: dict[str, str], requests: int, concurrency: int) -> dict[str, Any]:
     """``concurrency`` clients, each sending its next request as soon as the previous one answered."""
     body = {"model": "mmnist", "frames": 32, "formats": ["ome-tiff"]}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     latencies: list[float] = []
-    failures: dict[int, int] = {}
+    failures: dict[str, int] = {}
     remaining = iter(range(requests))
 
     async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
         async def client_loop() -> None:
             for _ in remaining:
                 started = time.perf_counter()
-                response = await client.post("/generate", json=body)
+                outcome = await post_outcome(client, body)
                 latencies.append(time.perf_counter() - started)
-                if response.status_code != 202:
-                    failures[response.status_code] = failures.get(response.status_code, 0) + 1
+                if outcome != "202":
+                    failures[outcome] = failures.get(outcome, 0) + 1
 
         await asyncio.gather(*(client.post("/generate", json=body) for _ in range(concurrency)))  # open connections
         started = time.perf_counter()
@@ -196,16 +205,16 @@ async def enqueue_at_rate(base_url: str, headers: dict[str, str], rate: float, s
     body = {"model": "mmnist", "frames": 32, "formats": ["ome-tiff"]}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     latencies: list[float] = []
-    failures: dict[int, int] = {}
+    failures: dict[str, int] = {}
     slots = asyncio.Semaphore(concurrency)
 
     async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
         async def one(scheduled: float) -> None:
             async with slots:
-                response = await client.post("/generate", json=body)
+                outcome = await post_outcome(client, body)
             latencies.append(time.perf_counter() - scheduled)
-            if response.status_code != 202:
-                failures[response.status_code] = failures.get(response.status_code, 0) + 1
+            if outcome != "202":
+                failures[outcome] = failures.get(outcome, 0) + 1
 
         await asyncio.gather(*(client.post("/generate", json=body) for _ in range(concurrency)))  # open connections
         start = time.perf_counter()
