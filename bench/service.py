@@ -38,8 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -159,33 +159,46 @@ def end_to_end(base_url: str, headers: dict[str, str], frames: int, runs: int, p
     }
 
 
-async def post_outcome(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
-    """The status code, or the transport error's name: a connection the server dropped is a failed
-    request to count, not a reason to abandon the measurement."""
-    try:
-        return str((await client.post("/generate", json=body)).status_code)
-    except httpx.TransportError as err:
-        return type(err).__name__
+ENQUEUE_BODY = {"model": "mmnist", "frames": 32, "formats": ["ome-tiff"]}
+
+
+@dataclass
+class Outcomes:
+    """Latency and outcome of every ``POST /generate`` of one load run."""
+
+    latencies: list[float] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    async def post(self, client: httpx.AsyncClient, since: float) -> None:
+        """One request; its latency counts from ``since``. A connection the server dropped is a
+        failed request to count (by the transport error's name), not a reason to abandon the run."""
+        try:
+            outcome = str((await client.post("/generate", json=ENQUEUE_BODY)).status_code)
+        except httpx.TransportError as err:
+            outcome = type(err).__name__
+        self.latencies.append(time.perf_counter() - since)
+        if outcome != "202":
+            self.failures[outcome] = self.failures.get(outcome, 0) + 1
+
+
+@contextlib.asynccontextmanager
+async def warm_client(base_url: str, headers: dict[str, str], concurrency: int) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with ``concurrency`` connections already open, so connection set-up is not measured."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
+        await asyncio.gather(*(client.post("/generate", json=ENQUEUE_BODY) for _ in range(concurrency)))
+        yield client
 
 
 async def enqueue(base_url: str, headers: dict[str, str], requests: int, concurrency: int) -> dict[str, Any]:
     """``concurrency`` clients, each sending its next request as soon as the previous one answered."""
-    body = {"model": "mmnist", "frames": 32, "formats": ["ome-tiff"]}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    latencies: list[float] = []
-    failures: dict[str, int] = {}
+    outcomes = Outcomes()
     remaining = iter(range(requests))
-
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
+    async with warm_client(base_url, headers, concurrency) as client:
         async def client_loop() -> None:
             for _ in remaining:
-                started = time.perf_counter()
-                outcome = await post_outcome(client, body)
-                latencies.append(time.perf_counter() - started)
-                if outcome != "202":
-                    failures[outcome] = failures.get(outcome, 0) + 1
+                await outcomes.post(client, time.perf_counter())
 
-        await asyncio.gather(*(client.post("/generate", json=body) for _ in range(concurrency)))  # open connections
         started = time.perf_counter()
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
         wall = time.perf_counter() - started
@@ -193,8 +206,8 @@ async def enqueue(base_url: str, headers: dict[str, str], requests: int, concurr
         "requests": requests,
         "concurrency": concurrency,
         "throughput_rps": round(requests / wall, 1),
-        "failures": failures,
-        "latency_s": summary(latencies, (50, 95, 99)),
+        "failures": outcomes.failures,
+        "latency_s": summary(outcomes.latencies, (50, 95, 99)),
     }
 
 
@@ -202,21 +215,13 @@ async def enqueue_at_rate(base_url: str, headers: dict[str, str], rate: float, s
     """Open loop: requests arrive every 1/``rate`` s whatever the answers, from at most
     ``concurrency`` connections. Latency counts from the scheduled arrival, so a slow answer
     that delays the next send is charged to the latency (no coordinated omission)."""
-    body = {"model": "mmnist", "frames": 32, "formats": ["ome-tiff"]}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    latencies: list[float] = []
-    failures: dict[str, int] = {}
+    outcomes = Outcomes()
     slots = asyncio.Semaphore(concurrency)
-
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=60) as client:
+    async with warm_client(base_url, headers, concurrency) as client:
         async def one(scheduled: float) -> None:
             async with slots:
-                outcome = await post_outcome(client, body)
-            latencies.append(time.perf_counter() - scheduled)
-            if outcome != "202":
-                failures[outcome] = failures.get(outcome, 0) + 1
+                await outcomes.post(client, scheduled)
 
-        await asyncio.gather(*(client.post("/generate", json=body) for _ in range(concurrency)))  # open connections
         start = time.perf_counter()
         tasks = []
         for i in range(int(rate * seconds)):
@@ -227,10 +232,10 @@ async def enqueue_at_rate(base_url: str, headers: dict[str, str], rate: float, s
         wall = time.perf_counter() - start
     return {
         "offered_rps": rate,
-        "achieved_rps": round(len(latencies) / wall, 1),
+        "achieved_rps": round(len(outcomes.latencies) / wall, 1),
         "concurrency": concurrency,
-        "failures": failures,
-        "latency_s": summary(latencies, (50, 95, 99)),
+        "failures": outcomes.failures,
+        "latency_s": summary(outcomes.latencies, (50, 95, 99)),
     }
 
 
