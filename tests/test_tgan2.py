@@ -44,13 +44,7 @@ TINY = ModelConfig(
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """On shared cores one torch thread is several times faster than two contending."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_bank(count: int = 6, frames: int = 12) -> torch.Tensor:

@@ -165,14 +165,3 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     manifest = {**record.manifest, "physical": {"pixel_size_um": 0.65, "frame_interval_s": 300.0}}
     ckpt.write_json(folder / ckpt.MANIFEST, manifest)
     return folder
-
-
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """Jobs run in the test process on shared cores, where one torch thread is several times faster than two contending."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
