@@ -9,6 +9,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from savgan.cli.graceful_stop import stop_after_step
 from savgan.model import checkpoint as ckpt
 from savgan.model import registry
 from savgan.model.config import ModelConfig, TrainConfig, preset_for, train_config_for
@@ -54,12 +55,13 @@ def _train_config(args: argparse.Namespace, arch: str) -> TrainConfig:
         sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every,
         bf16=args.bf16,
+        ema_decay=args.ema_decay,
     )
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     from savgan.model.data.sources import load_training_data
-    from savgan.model.train import Trainer
+    from savgan.model.train import Trainer, TrainHooks
 
     manifest_path = args.out / ckpt.MANIFEST
     base = None
@@ -81,20 +83,30 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--arch {args.arch} does not match the {config.arch} model resumed or fine-tuned")
     data = load_training_data(args.data, config, args.clips, seed=args.seed)
     if args.resume:
-        trainer = Trainer.resume(args.out, data.bank, args.device, steps=args.steps)
+        trainer = Trainer.resume(
+            args.out,
+            data.bank,
+            args.device,
+            steps=args.steps,
+            sample_every=args.sample_every,
+            checkpoint_every=args.checkpoint_every,
+            ema_decay=args.ema_decay,
+        )
     else:
         train_config = _train_config(args, config.arch)
         trainer = Trainer(config, train_config, data.bank, args.out, data.description, args.device, data.physical)
         if base is not None:
             trainer.load_weights(base.path, f"{base.name}:{base.version}")
     print(f"savgan train: {config.arch} {trainer.train_config}", file=sys.stderr)
-    result = trainer.train()
+    with stop_after_step() as should_stop:
+        result = trainer.train(TrainHooks(should_stop=should_stop))
     summary: dict[str, Any] = {
         "run": str(args.out),
         "arch": config.arch,
         "step": result.step,
         "train_config": trainer.train_config.to_dict(),
         "losses": result.losses,
+        "stopped_early": result.stopped_early,
     }
     if args.install_as:
         summary["installed"] = registry.install(args.out, args.install_as).summary()

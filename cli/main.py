@@ -53,9 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--long-clip-prob", type=float, default=None, help=family_default.format(0.25, "0, unused"))
     train.add_argument("--clips", type=int, default=2225, help="training clips to render from a built-in source")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--sample-every", type=int, default=100)
-    train.add_argument("--checkpoint-every", type=int, default=100)
+    train.add_argument("--sample-every", type=int, default=None, help="steps between sample montages (default 100)")
+    train.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default 100)")
     train.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    train.add_argument(
+        "--ema-decay", type=float, default=None,
+        help="export a moving average of G's weights with this decay, e.g. 0.999 (default 0: the last "
+        "iterate, as the paper); with --resume it can start or change the average mid-run",
+    )
     train.add_argument("--device", default="cpu")
     train.add_argument("--install-as", default=None, help="install the result as this model name")
     train.add_argument("--resume-from", type=Path, default=None, help="packed run file (see pack) to resume into --out")

@@ -19,6 +19,9 @@ from torch import nn
 from savgan.model.atomic import atomic_path
 from savgan.model.layout import GENERATOR_WEIGHTS, MANIFEST, TRAINING_STATE
 
+# Training-state prefix of the generator's weight average (model/ema.py), which a run exports
+# instead of G's last iterate when it keeps one.
+AVERAGE_PREFIX = "G_avg"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -75,9 +78,12 @@ def module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
 
 
+def _strip_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
 def load_module(prefix: str, module: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    own = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    module.load_state_dict(own)
+    module.load_state_dict(_strip_prefix(tensors, prefix))
 
 
 COMPACT_MOMENTS = ("exp_avg", "exp_avg_sq")
@@ -110,5 +116,6 @@ def unpack_run(packed_file: Path, run_dir: Path) -> None:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_tensors(run_dir / TRAINING_STATE, tensors)
-    save_tensors(run_dir / GENERATOR_WEIGHTS, {k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
+    exported = AVERAGE_PREFIX if any(k.startswith(AVERAGE_PREFIX + ".") for k in tensors) else "G"
+    save_tensors(run_dir / GENERATOR_WEIGHTS, _strip_prefix(tensors, exported))
     write_json(run_dir / MANIFEST, json.loads(metadata["manifest"]))

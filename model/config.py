@@ -276,6 +276,9 @@ class TrainConfig:
     longer than ``frames`` (for 32 frames: 48), which teaches G to join neighbouring
     latent steps smoothly so that videos longer than the trained length stay continuous.
 
+    ``ema_decay`` > 0 keeps a moving average of G's weights (model/ema.py) and exports it as
+    the run's generator; 0, the paper's recipe, exports the last iterate.
+
     The defaults are SAVGAN's; :func:`train_config_for` gives each family its own.
     """
 
@@ -293,6 +296,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     bf16: bool = False
     adam_eps: float = 1e-8
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.n_critic < 1:
@@ -303,6 +307,8 @@ class TrainConfig:
             raise ValueError("learning rates must be positive")
         if self.adam_eps <= 0:
             raise ValueError("adam_eps must be positive")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError("ema_decay must lie in [0, 1) (0: no weight average)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from savgan.model import checkpoint as ckpt
 from savgan.model.config import ModelConfig, TrainConfig
+from savgan.model.ema import WeightAverage
 from savgan.model.family import family_of
 from savgan.model.layout import LOG, LOSSES, SAMPLES
 from savgan.model.losses import critic_loss, generator_loss, random_frames
@@ -33,6 +34,8 @@ from savgan.model.networks import sample_latents
 from savgan.model.plots import plot_losses, save_sample_montage
 
 STEP_SEED_STRIDE = 1_000_003
+# TrainConfig fields a resume may change: none alters the steps the run replays.
+RESUME_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every", "ema_decay"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class Trainer:
         self.video_critic = self.critics["DV"]
         self.image_critic = self.critics.get("DI")
         betas, eps = train_config.betas, train_config.adam_eps
+        self.average = WeightAverage(self.generator, train_config.ema_decay) if train_config.ema_decay else None
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train_config.lr_g, betas=betas, eps=eps)
         self.critic_optimizers = {
             f"opt_{prefix.lower()}": torch.optim.Adam(critic.parameters(), lr=train_config.lr_d, betas=betas, eps=eps)
@@ -121,6 +125,11 @@ class Trainer:
         self.sample_latents = sample_latents(
             model_config, 8, generator=torch.Generator().manual_seed(train_config.seed)
         ).to(self.device)
+
+    @property
+    def exported_generator(self) -> torch.nn.Module:
+        """The network the run shows and ships: the weight average when there is one, else G itself."""
+        return self.average.module if self.average is not None else self.generator
 
     @property
     def long_clips_possible(self) -> bool:
@@ -138,13 +147,20 @@ class Trainer:
         return torch.stack(clips).to(self.device, non_blocking=True)
 
     def iteration(self) -> dict[str, float]:
-        """One generator iteration: n_critic critic updates, then one generator update."""
-        cfg = self.train_config
-        torch.manual_seed(derive_seed(cfg.seed, self.step))
+        """One generator iteration of the family's objective, then the weight average's update."""
+        torch.manual_seed(derive_seed(self.train_config.seed, self.step))
         if self.family.iteration is not None:  # a family with its own objective (TGANv2)
             losses = self.family.iteration(self)
-            self.step += 1
-            return losses
+        else:
+            losses = self._wgan_gp_iteration()
+        self.step += 1
+        if self.average is not None:
+            self.average.update(self.generator)
+        return losses
+
+    def _wgan_gp_iteration(self) -> dict[str, float]:
+        """SAVGAN/3DGAN: n_critic updates of D_V and D_I, then one generator update."""
+        cfg = self.train_config
         latent_steps = 2 if self.long_clips_possible and torch.rand(()) < cfg.long_clip_prob else 1
         frames = (latent_steps + 1) * self.model_config.frames_per_latent
         self.generator.train()
@@ -171,7 +187,6 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
-        self.step += 1
         return {
             "wasserstein_video": video.wasserstein,
             "wasserstein_image": image.wasserstein,
@@ -219,9 +234,10 @@ class Trainer:
 
     def snapshot(self) -> None:
         """A montage of fixed latents and the loss curves, so progress can be seen at a glance."""
-        self.generator.eval()
+        generator = self.exported_generator
+        generator.eval()
         with torch.no_grad():
-            videos = self.generator(self.sample_latents).float().cpu()[:, 0].numpy()
+            videos = generator(self.sample_latents).float().cpu()[:, 0].numpy()
         save_sample_montage(self.run_dir / "samples" / f"step_{self.step:07d}.png", videos)
         save_sample_montage(self.run_dir / SAMPLES, videos)
         plot_losses(self.run_dir / LOG, self.run_dir / LOSSES)
@@ -251,18 +267,27 @@ class Trainer:
             opt_tensors, groups[prefix] = ckpt.optimizer_tensors(prefix, optimizer)
             tensors.update(opt_tensors)
         ckpt.save_tensors(self.run_dir / ckpt.TRAINING_STATE, tensors)
-        ckpt.save_tensors(self.run_dir / ckpt.GENERATOR_WEIGHTS, self.generator.state_dict())
+        ckpt.save_tensors(self.run_dir / ckpt.GENERATOR_WEIGHTS, self.exported_generator.state_dict())
         manifest = self.manifest()
         manifest["optimizers"] = groups
         ckpt.write_json(self.run_dir / ckpt.MANIFEST, manifest)
 
     @classmethod
-    def resume(cls, run_dir: Path, bank: Tensor, device: str | torch.device = "cpu", steps: int | None = None) -> Trainer:
-        """Rebuild a run from its folder; ``steps`` raises the target step count."""
+    def resume(
+        cls, run_dir: Path, bank: Tensor, device: str | torch.device = "cpu", **changes: int | float | None
+    ) -> Trainer:
+        """Rebuild a run from its folder, with the settings of RESUME_CHANGES that are not None changed.
+
+        None of those touches what G and the critics learn: ``steps`` raises the target,
+        ``sample_every``/``checkpoint_every`` change what is written, and ``ema_decay`` starts
+        (from G's current weights) or changes the weight average.
+        """
+        unknown = set(changes) - RESUME_CHANGES
+        if unknown:
+            raise ValueError(f"a resumed run cannot change {sorted(unknown)}; only {sorted(RESUME_CHANGES)}")
         manifest = ckpt.read_json(Path(run_dir) / ckpt.MANIFEST)
-        train_config = TrainConfig.from_dict(manifest["train_config"])
-        if steps is not None:
-            train_config = TrainConfig.from_dict({**train_config.to_dict(), "steps": steps})
+        given = {k: v for k, v in changes.items() if v is not None}
+        train_config = TrainConfig.from_dict({**manifest["train_config"], **given})
         trainer = cls(
             ModelConfig.from_dict(manifest["model_config"]),
             train_config,
@@ -280,6 +305,8 @@ class Trainer:
         """Fine-tuning: start from another model's networks (critics too when it has them), at step 0."""
         tensors = ckpt.load_tensors(Path(model_dir) / ckpt.GENERATOR_WEIGHTS)
         self.generator.load_state_dict({k: v.to(self.device) for k, v in tensors.items()})
+        if self.average is not None:
+            self.average.reset(self.generator)
         state_path = Path(model_dir) / ckpt.TRAINING_STATE
         if state_path.exists():
             state = {k: v.to(self.device) for k, v in ckpt.load_tensors(state_path).items()}
@@ -288,8 +315,9 @@ class Trainer:
         self.base_model = label
 
     def _modules(self) -> list[tuple[str, torch.nn.Module]]:
-        """Checkpoint prefix and network: G, then the critics (SAVGAN: DV, DI)."""
-        return [("G", self.generator), *self.critics.items()]
+        """Checkpoint prefix and network: G, its weight average if kept, then the critics (SAVGAN: DV, DI)."""
+        average = [(ckpt.AVERAGE_PREFIX, self.average.module)] if self.average is not None else []
+        return [("G", self.generator), *average, *self.critics.items()]
 
     def _optimizers(self) -> list[tuple[str, torch.optim.Optimizer]]:
         return [("opt_g", self.opt_g), *self.critic_optimizers.items()]
@@ -297,8 +325,12 @@ class Trainer:
     def load_state(self, manifest: dict[str, Any]) -> None:
         tensors = ckpt.load_tensors(self.run_dir / ckpt.TRAINING_STATE)
         tensors = {k: v.to(self.device) for k, v in tensors.items()}
+        averaged = any(key.startswith(ckpt.AVERAGE_PREFIX + ".") for key in tensors)
         for prefix, module in self._modules():
-            ckpt.load_module(prefix, module, tensors)
+            if prefix != ckpt.AVERAGE_PREFIX or averaged:
+                ckpt.load_module(prefix, module, tensors)
+        if self.average is not None and not averaged:  # a run that starts averaging on this resume
+            self.average.reset(self.generator)
         for prefix, optimizer in self._optimizers():
             ckpt.load_optimizer(prefix, optimizer, tensors, manifest["optimizers"][prefix])
         self.step = int(manifest["step"])

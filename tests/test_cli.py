@@ -2,9 +2,12 @@
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import tifffile
@@ -95,3 +98,25 @@ def test_simulate_writes_video_and_ground_truth(tmp_path):
     header = (out / "toc_seed0_tracks.csv").read_text().splitlines()[0]
     assert header.startswith("track_id,kind,t,y_px,x_px")
     assert not (tifffile.imread(out / "toc_seed0.ome.tif") == video).all()
+
+
+@needs_mnist
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_training_after_the_step_with_a_checkpoint(tmp_path, signum):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "savgan.cli.main", "train", "--data", "mmnist", "--clips", "4",
+               "--steps", "100000", "--checkpoint-every", "100000", "--out", str(run)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    for line in process.stderr:
+        if line.startswith("savgan train: savgan TrainConfig"):
+            break
+    time.sleep(2.0)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    summary = json.loads(out[out.index("{") :])
+    assert summary["stopped_early"] and 1 <= summary["step"] < 100000
+    assert json.loads((run / "manifest.json").read_text())["step"] == summary["step"]
+    assert (run / "samples" / f"step_{summary['step']:07d}.png").exists()
+    assert "stopping after this step" in err
