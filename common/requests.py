@@ -58,6 +58,9 @@ class TrainParameters(BaseModel):
         None, gt=0, le=1e-2, description="critic learning rate; default: the family's (4e-4 SAVGAN/3DGAN, 1e-4 TGANv2)"
     )
     n_critic: int = Field(5, ge=1, le=10)
+    ema_decay: float = Field(
+        0.0, ge=0, lt=1, description="publish a moving average of the generator's weights (e.g. 0.999); 0: the last step's"
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     patch_method: Literal["flow", "grid"] = Field("flow", description="patches around moving cells, or a grid")
     checkpoint_every: int = Field(50, ge=1, le=100_000)

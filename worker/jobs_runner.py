@@ -332,6 +332,7 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
                 lr_g=request.lr_g,
                 lr_d=request.lr_d,
                 n_critic=request.n_critic,
+                ema_decay=request.ema_decay,
                 seed=request.seed,
                 sample_every=request.checkpoint_every,
                 checkpoint_every=request.checkpoint_every,

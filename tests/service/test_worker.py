@@ -260,6 +260,19 @@ def test_a_retried_training_resumes_from_its_uploaded_checkpoint(settings_local:
     assert ctx.models.resolve("alice", "cells").step == 3
 
 
+def test_a_training_request_can_publish_the_weight_average(settings_local: Settings, tmp_path: Path, one_torch_thread):
+    from savgan.worker.jobs_runner import run_train
+
+    ctx = build_context(settings_local)
+    request = TrainRequest(name="smooth", steps=2, batch_size=2, n_critic=1, patch_method="grid", checkpoint_every=2,
+                           ema_decay=0.5, uploads=[recording_upload(ctx, tmp_path)])
+    record = new_job("alice", "train", request.model_dump(mode="json"))
+    ctx.jobs.create(record)
+    assert run_train(ctx, record.id, lambda _: None) == "succeeded"
+    folder = ctx.models.fetch(ctx.models.resolve("alice", "smooth"), tmp_path / "cache")
+    assert json.loads((folder / "manifest.json").read_text())["train_config"]["ema_decay"] == 0.5
+
+
 def test_terminating_a_task_records_the_job_as_cancelled(settings_s3: Settings, celery_worker_process, tiny_run: Path):
     ctx = build_context(settings_s3)
     ctx.models.publish_run("alice", "tiny", tiny_run)
