@@ -16,10 +16,11 @@ reference trainer (sandman002/IBENS-SAVGAN, ``trainer_full.py`` and
 - in the generator step the critics keep ``requires_grad``, so their weight gradients
   are computed and thrown away.
 
-Where it departs from the reference, on purpose, so that the two implementations can be
-compared loss for loss on one seed: the reference steps the optimiser after every term
-(two Adam steps per critic per critic step); here the terms' gradients accumulate and
-each critic steps once, as in ours. Random draws (batch, latents, landmarks, mixing
+The reference steps the optimiser after every term (two Adam steps per critic per critic
+step); this follows the trainer's ``penalty_step``: "separate" does the same, "joint"
+accumulates the terms' gradients and steps each critic once. Where it departs from the
+reference, on purpose, so that the two implementations can be compared loss for loss on
+one seed: random draws (batch, latents, landmarks, mixing
 weights, frame picks) are made in our trainer's order, its Nystrom uses our landmark
 draw and 1/sqrt(d) scale, and it starts from our networks' weights (a deep copy).
 """
@@ -112,6 +113,24 @@ class PlainReferenceTrainer:
         for optimizer in (self.opt_g, self.opt_dv, self.opt_di):
             optimizer.zero_grad()
 
+    def _critic_terms(
+        self, critic: nn.Module, real: Tensor, fake: Tensor, step_each: torch.optim.Optimizer | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Backward -W, then lambda * GP; with ``step_each``, an optimiser step after each (the penalty
+        then sees the updated weights)."""
+        if step_each is not None:
+            self.reset_grad()
+        out_real, out_fake = critic(real).mean(), critic(fake).mean()
+        (out_fake - out_real).backward()
+        if step_each is not None:
+            step_each.step()
+            self.reset_grad()
+        penalty = _gradient_penalty(critic, real, fake)
+        (self.ours.train_config.gp_lambda * penalty).backward()
+        if step_each is not None:
+            step_each.step()
+        return out_real, out_fake, penalty
+
     def iteration(self) -> dict[str, float]:
         cfg, model = self.ours.train_config, self.ours.model_config
         torch.manual_seed(derive_seed(cfg.seed, self.step))
@@ -120,20 +139,19 @@ class PlainReferenceTrainer:
         for _ in range(cfg.n_critic):
             real = self.ours._real_batch(model.frames)
             fake = self.generator(sample_latents(model, cfg.batch_size).to(real.device))
-            self.reset_grad()
-            d_out_real = self.video_critic(real).mean()
-            d_out_fake = self.video_critic(fake).mean()
-            (-d_out_real + d_out_fake).backward()
-            gp_video = _gradient_penalty(self.video_critic, real, fake)
-            (cfg.gp_lambda * gp_video).backward()
-            real_frames, fake_frames = random_frames(real), random_frames(fake.detach())
-            di_out_real = self.image_critic(real_frames).mean()
-            di_out_fake = self.image_critic(fake_frames).mean()
-            (-di_out_real + di_out_fake).backward()
-            gp_image = _gradient_penalty(self.image_critic, real_frames, fake_frames)
-            (cfg.gp_lambda * gp_image).backward()
-            self.opt_dv.step()
-            self.opt_di.step()
+            if cfg.penalty_step == "joint":
+                self.reset_grad()
+                d_out_real, d_out_fake, gp_video = self._critic_terms(self.video_critic, real, fake, None)
+                real_frames, fake_frames = random_frames(real), random_frames(fake.detach())
+                di_out_real, di_out_fake, gp_image = self._critic_terms(self.image_critic, real_frames, fake_frames, None)
+                self.opt_dv.step()
+                self.opt_di.step()
+            else:  # trainer_full.py: per critic, an Adam step on -W, then one on the penalty
+                real_frames, fake_frames = random_frames(real), random_frames(fake.detach())
+                d_out_real, d_out_fake, gp_video = self._critic_terms(self.video_critic, real, fake, self.opt_dv)
+                di_out_real, di_out_fake, gp_image = self._critic_terms(
+                    self.image_critic, real_frames, fake_frames, self.opt_di
+                )
         fake = self.generator(sample_latents(model, cfg.batch_size).to(real.device))
         g_out_fake = self.video_critic(fake).mean()
         gim_out_fake = self.image_critic(random_frames(fake)).mean()

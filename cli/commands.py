@@ -56,6 +56,7 @@ def _train_config(args: argparse.Namespace, arch: str) -> TrainConfig:
         checkpoint_every=args.checkpoint_every,
         bf16=args.bf16,
         ema_decay=args.ema_decay,
+        penalty_step=args.penalty_step,
     )
 
 

@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default 100)")
     train.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
     train.add_argument(
+        "--penalty-step", choices=("joint", "separate"), default=None,
+        help="joint (default): one critic step on -W + 10 GP, as the paper writes it; separate: a step on -W "
+        "then one on the GP, as the reference code does",
+    )
+    train.add_argument(
         "--ema-decay", type=float, default=None,
         help="export a moving average of G's weights with this decay, e.g. 0.999 (default 0: the last "
         "iterate, as the paper); with --resume it can start or change the average mid-run",

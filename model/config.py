@@ -276,6 +276,11 @@ class TrainConfig:
     longer than ``frames`` (for 32 frames: 48), which teaches G to join neighbouring
     latent steps smoothly so that videos longer than the trained length stay continuous.
 
+    ``penalty_step``: "joint" minimises the paper's critic loss -W + lambda * GP in one Adam
+    step; "separate" is what the reference code does (trainer_full.py): an Adam step on -W,
+    then a second step of the same optimiser on lambda * GP at the updated weights, which
+    holds the critics much closer to 1-Lipschitz.
+
     ``ema_decay`` > 0 keeps a moving average of G's weights (model/ema.py) and exports it as
     the run's generator; 0, the paper's recipe, exports the last iterate.
 
@@ -297,6 +302,7 @@ class TrainConfig:
     bf16: bool = False
     adam_eps: float = 1e-8
     ema_decay: float = 0.0
+    penalty_step: Literal["joint", "separate"] = "joint"
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.n_critic < 1:
@@ -307,6 +313,8 @@ class TrainConfig:
             raise ValueError("learning rates must be positive")
         if self.adam_eps <= 0:
             raise ValueError("adam_eps must be positive")
+        if self.penalty_step not in ("joint", "separate"):
+            raise ValueError(f"penalty_step must be 'joint' or 'separate', got {self.penalty_step!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay must lie in [0, 1) (0: no weight average)")
 

@@ -28,9 +28,14 @@ class CriticLoss:
     penalty: float
 
 
+def wasserstein_gap(critic: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    """E[D(real)] - E[D(fake)]: the critic's Wasserstein estimate, which it maximises."""
+    return critic(real).mean() - critic(fake).mean()
+
+
 def critic_loss(critic: nn.Module, real: Tensor, fake: Tensor, gp_lambda: float) -> CriticLoss:
     """L = E[D(fake)] - E[D(real)] + lambda * GP (eqs. 3 and 4)."""
-    wasserstein = critic(real).mean() - critic(fake).mean()
+    wasserstein = wasserstein_gap(critic, real, fake)
     penalty = gradient_penalty(critic, real, fake)
     return CriticLoss(-wasserstein + gp_lambda * penalty, wasserstein.item(), penalty.item())
 

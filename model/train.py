@@ -29,7 +29,14 @@ from savgan.model.config import ModelConfig, TrainConfig
 from savgan.model.ema import WeightAverage
 from savgan.model.family import family_of
 from savgan.model.layout import LOG, LOSSES, SAMPLES
-from savgan.model.losses import critic_loss, generator_loss, random_frames
+from savgan.model.losses import (
+    CriticLoss,
+    critic_loss,
+    generator_loss,
+    gradient_penalty,
+    random_frames,
+    wasserstein_gap,
+)
 from savgan.model.networks import sample_latents
 from savgan.model.plots import plot_losses, save_sample_montage
 
@@ -171,14 +178,7 @@ class Trainer:
             z = sample_latents(self.model_config, cfg.batch_size, latent_steps).to(self.device)
             with torch.no_grad(), self._autocast():
                 fake = self.generator(z).float()
-            with self._autocast():
-                video = critic_loss(self.video_critic, real, fake, cfg.gp_lambda)
-                image = critic_loss(self.image_critic, random_frames(real), random_frames(fake), cfg.gp_lambda)
-            self.opt_dv.zero_grad(set_to_none=True)
-            self.opt_di.zero_grad(set_to_none=True)
-            (video.loss + image.loss).backward()
-            self.opt_dv.step()
-            self.opt_di.step()
+            video, image = self._critic_update(real, fake)
         for critic in (self.video_critic, self.image_critic):
             critic.requires_grad_(False)
         z = sample_latents(self.model_config, cfg.batch_size, latent_steps).to(self.device)
@@ -231,6 +231,35 @@ class Trainer:
         if self.step % cfg.sample_every:
             self.snapshot()
         return TrainResult(self.step, stopped, dict(self.latest))
+
+    def _critic_update(self, real: Tensor, fake: Tensor) -> tuple[CriticLoss, CriticLoss]:
+        """One update of D_V and D_I (on one random frame per video), as ``penalty_step`` says."""
+        cfg = self.train_config
+        if cfg.penalty_step == "joint":
+            with self._autocast():
+                video = critic_loss(self.video_critic, real, fake, cfg.gp_lambda)
+                image = critic_loss(self.image_critic, random_frames(real), random_frames(fake), cfg.gp_lambda)
+            self._critic_step(video.loss + image.loss)
+            return video, image
+        frames = random_frames(real), random_frames(fake)
+        with self._autocast():
+            gaps = wasserstein_gap(self.video_critic, real, fake), wasserstein_gap(self.image_critic, *frames)
+        self._critic_step(-(gaps[0] + gaps[1]))
+        with self._autocast():
+            penalties = gradient_penalty(self.video_critic, real, fake), gradient_penalty(self.image_critic, *frames)
+        self._critic_step(cfg.gp_lambda * (penalties[0] + penalties[1]))
+        video, image = (
+            CriticLoss((cfg.gp_lambda * penalty - gap).detach(), gap.item(), penalty.item())
+            for gap, penalty in zip(gaps, penalties)
+        )
+        return video, image
+
+    def _critic_step(self, loss: Tensor) -> None:
+        self.opt_dv.zero_grad(set_to_none=True)
+        self.opt_di.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_dv.step()
+        self.opt_di.step()
 
     def snapshot(self) -> None:
         """A montage of fixed latents and the loss curves, so progress can be seen at a glance."""

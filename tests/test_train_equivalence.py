@@ -38,13 +38,16 @@ def trainers(tmp_path, **overrides) -> tuple[Trainer, "plain_reference.PlainRefe
     return ours, plain_reference.PlainReferenceTrainer(ours)
 
 
-def test_same_losses_on_the_same_seed_with_exact_attention(tmp_path):
-    ours, plain = trainers(tmp_path)
+# Two Adam steps per critic update amplify float rounding more (an early Adam step moves each
+# weight by about lr whatever its gradient's size): 4e-6 apart after one iteration, 2e-4 after three.
+@pytest.mark.parametrize(("penalty_step", "rel"), [("joint", 1e-4), ("separate", 1e-3)])
+def test_same_losses_on_the_same_seed_with_exact_attention(tmp_path, penalty_step, rel):
+    ours, plain = trainers(tmp_path, penalty_step=penalty_step)
     for _ in range(3):
         expected = plain.iteration()
         got = ours.iteration()
         for key, value in expected.items():
-            assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+            assert got[key] == pytest.approx(value, rel=rel, abs=1e-5), key
 
 
 def test_a_different_penalty_weight_changes_the_losses(tmp_path):
@@ -52,6 +55,15 @@ def test_a_different_penalty_weight_changes_the_losses(tmp_path):
     ours, _ = trainers(tmp_path)
     _, plain = trainers(tmp_path, gp_lambda=5.0)
     assert ours.iteration()["loss_critic_video"] != pytest.approx(plain.iteration()["loss_critic_video"], rel=1e-3)
+
+
+def test_the_separate_penalty_step_is_a_different_update(tmp_path):
+    """Stepping on -W and on the penalty in turn differs from one step on their sum."""
+    joint, _ = trainers(tmp_path / "joint")
+    separate, _ = trainers(tmp_path / "separate", penalty_step="separate")
+    joint.iteration(), separate.iteration()
+    after = zip(joint.video_critic.parameters(), separate.video_critic.parameters())
+    assert any(not torch.allclose(a, b) for a, b in after)
 
 
 def test_plain_attention_is_our_attention_with_the_matrix_in_memory():
