@@ -41,6 +41,26 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     return {"model": record.summary(), "seed": args.seed, "frames": frames, "files": files}
 
 
+# Options that shape the optimisation: a resumed run keeps its own (model/train.py RESUME_CHANGES
+# lists what it may change).
+FIXED_ON_RESUME = ("batch_size", "lr_g", "lr_d", "n_critic", "long_clip_prob", "penalty_step")
+
+
+def _check_unchanged(args: argparse.Namespace, stored: dict[str, Any]) -> None:
+    """Refuse options that would change a resumed run's optimisation (the same values are fine)."""
+    defaults = TrainConfig().to_dict()
+    changed = [
+        f"--{name.replace('_', '-')} {getattr(args, name)} (the run's: {stored.get(name, defaults[name])})"
+        for name in FIXED_ON_RESUME
+        if getattr(args, name) is not None and getattr(args, name) != stored.get(name, defaults[name])
+    ]
+    if changed:
+        raise ValueError(
+            f"{', '.join(changed)}: these cannot change when resuming, a resumed run replays its own "
+            "settings; start a new run, or fine-tune this one with --base"
+        )
+
+
 def _train_config(args: argparse.Namespace, arch: str) -> TrainConfig:
     """The family's defaults (model/config.py FAMILY_TRAIN_DEFAULTS) under what the command line gives."""
     return train_config_for(
@@ -65,6 +85,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from savgan.model.train import Trainer, TrainHooks
 
     manifest_path = args.out / ckpt.MANIFEST
+    if args.resume_from or args.resume:
+        resumed = ckpt.packed_manifest(args.resume_from) if args.resume_from else ckpt.read_json(manifest_path)
+        _check_unchanged(args, resumed["train_config"])
     base = None
     if args.resume_from:
         if manifest_path.exists():

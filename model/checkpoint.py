@@ -104,18 +104,24 @@ def pack_run(run_dir: Path, out_file: Path) -> None:
         save_file(packed, str(tmp), metadata={"manifest": json.dumps(manifest, sort_keys=True)})
 
 
-def unpack_run(packed_file: Path, run_dir: Path) -> None:
-    """Recreate a resumable run folder (manifest, training state, generator) from :func:`pack_run`'s file."""
+def packed_manifest(packed_file: Path) -> dict[str, Any]:
+    """The manifest inside :func:`pack_run`'s file, read without loading its tensors."""
     from safetensors import safe_open
 
     with safe_open(str(packed_file), framework="pt") as handle:
         metadata = handle.metadata() or {}
     if "manifest" not in metadata:
         raise ValueError(f"{packed_file} is not a packed savgan run (no manifest in its metadata)")
+    return json.loads(metadata["manifest"])
+
+
+def unpack_run(packed_file: Path, run_dir: Path) -> None:
+    """Recreate a resumable run folder (manifest, training state, generator) from :func:`pack_run`'s file."""
+    manifest = packed_manifest(packed_file)
     tensors = {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in load_tensors(Path(packed_file)).items()}
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_tensors(run_dir / TRAINING_STATE, tensors)
     exported = AVERAGE_PREFIX if any(k.startswith(AVERAGE_PREFIX + ".") for k in tensors) else "G"
     save_tensors(run_dir / GENERATOR_WEIGHTS, _strip_prefix(tensors, exported))
-    write_json(run_dir / MANIFEST, json.loads(metadata["manifest"]))
+    write_json(run_dir / MANIFEST, manifest)

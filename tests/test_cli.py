@@ -65,13 +65,15 @@ def test_bad_input_exits_2_with_a_message(argv, message, capsys, tmp_path, monke
 
 
 @needs_mnist
-def test_train_then_install_then_generate_from_the_installed_model(tmp_path, monkeypatch):
+def test_train_then_install_then_generate_from_the_installed_model(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SAVGAN_MODELS_DIR", str(tmp_path / "models"))
     run = tmp_path / "run"
     common = ["train", "--data", "mmnist", "--clips", "4", "--batch-size", "2", "--n-critic", "1", "--out", str(run)]
     assert main([*common, "--steps", "2", "--install-as", "digits"]) == 0
     assert json.loads((run / "manifest.json").read_text())["step"] == 2
     assert main([*common, "--steps", "3"]) == 2
+    assert main([*common, "--steps", "3", "--resume", "--lr-g", "1e-3"]) == 2
+    assert "--lr-g 0.001 (the run's: 0.0001): these cannot change when resuming" in capsys.readouterr().err
     assert main([*common, "--steps", "3", "--resume"]) == 0
     assert json.loads((run / "manifest.json").read_text())["step"] == 3
     assert main(["generate", "--model", "digits:1", "--out", str(tmp_path / "gen")]) == 0
