@@ -43,7 +43,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
 
 # Options that shape the optimisation: a resumed run keeps its own (model/train.py RESUME_CHANGES
 # lists what it may change).
-FIXED_ON_RESUME = ("batch_size", "lr_g", "lr_d", "n_critic", "long_clip_prob", "penalty_step")
+FIXED_ON_RESUME = ("batch_size", "lr_g", "lr_d", "n_critic", "long_clip_prob", "penalty_step", "image_lambda")
 
 
 def _check_unchanged(args: argparse.Namespace, stored: dict[str, Any]) -> None:
@@ -77,6 +77,7 @@ def _train_config(args: argparse.Namespace, arch: str) -> TrainConfig:
         bf16=args.bf16,
         ema_decay=args.ema_decay,
         penalty_step=args.penalty_step,
+        image_lambda=args.image_lambda,
     )
 
 

@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (default 100)")
     train.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
     train.add_argument(
+        "--image-lambda", type=float, default=None,
+        help="weight of the image critic in G's loss (default: the family's; SAVGAN/3DGAN 50, the paper's)",
+    )
+    train.add_argument(
         "--penalty-step", choices=("joint", "separate"), default=None,
         help="joint (default): one critic step on -W + 10 GP, as the paper writes it; separate: a step on -W "
         "then one on the GP, as the reference code does",

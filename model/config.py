@@ -313,6 +313,8 @@ class TrainConfig:
             raise ValueError("learning rates must be positive")
         if self.adam_eps <= 0:
             raise ValueError("adam_eps must be positive")
+        if self.image_lambda < 0 or self.gp_lambda < 0:
+            raise ValueError("image_lambda and gp_lambda must be >= 0")
         if self.penalty_step not in ("joint", "separate"):
             raise ValueError(f"penalty_step must be 'joint' or 'separate', got {self.penalty_step!r}")
         if not 0.0 <= self.ema_decay < 1.0:

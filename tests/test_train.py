@@ -151,3 +151,17 @@ def test_unpacking_a_file_that_is_not_a_packed_run_says_so(tmp_path):
     save_file({"x": torch.zeros(1)}, str(tmp_path / "w.safetensors"))
     with pytest.raises(ValueError, match="not a packed savgan run"):
         unpack_run(tmp_path / "w.safetensors", tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"image_lambda": -1.0}, "image_lambda and gp_lambda must be >= 0"),
+        ({"penalty_step": "both"}, "penalty_step must be 'joint' or 'separate'"),
+        ({"ema_decay": 1.0}, r"ema_decay must lie in \[0, 1\)"),
+        ({"lr_g": 0.0}, "learning rates must be positive"),
+    ],
+)
+def test_bad_train_settings_are_refused_with_the_reason(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides)
