@@ -299,6 +299,8 @@ class Trainer:
         ckpt.save_tensors(self.run_dir / ckpt.GENERATOR_WEIGHTS, self.exported_generator.state_dict())
         manifest = self.manifest()
         manifest["optimizers"] = groups
+        if self.average is not None:
+            manifest["average_updates"] = self.average.updates
         ckpt.write_json(self.run_dir / ckpt.MANIFEST, manifest)
 
     @classmethod
@@ -360,6 +362,8 @@ class Trainer:
                 ckpt.load_module(prefix, module, tensors)
         if self.average is not None and not averaged:  # a run that starts averaging on this resume
             self.average.reset(self.generator)
+        elif self.average is not None:
+            self.average.updates = int(manifest.get("average_updates", 0))
         for prefix, optimizer in self._optimizers():
             ckpt.load_optimizer(prefix, optimizer, tensors, manifest["optimizers"][prefix])
         self.step = int(manifest["step"])

@@ -19,11 +19,16 @@ def test_average_follows_the_exponential_rule_and_copies_buffers():
         live.weight.add_(4.0)
         live.running_mean.fill_(2.0)
     average.update(live)
-    assert torch.allclose(average.module.weight, 0.75 * start + 0.25 * (start + 4.0))
+    assert torch.allclose(average.module.weight, 0.1 * start + 0.9 * (start + 4.0))  # ramp: 1/10 at first
     assert torch.equal(average.module.running_mean, live.running_mean)
     assert not average.module.weight.requires_grad and not average.module.training
     average.reset(live)
-    assert torch.equal(average.module.weight, live.weight)
+    assert torch.equal(average.module.weight, live.weight) and average.updates == 0
+
+
+def test_decay_ramps_up_to_its_setting():
+    average = WeightAverage(nn.Linear(2, 2), decay=0.999)
+    assert [round(average.decay_at(n), 4) for n in (0, 8, 90, 990, 9000)] == [0.1, 0.5, 0.91, 0.991, 0.999]
 
 
 @pytest.mark.parametrize("decay", [0.0, 1.0, -0.1])
@@ -41,10 +46,11 @@ def test_run_exports_the_average_of_the_iterates_it_took(tmp_path):
         show_progress_bar=False,
     ))
     exported = load_file(str(tmp_path / "r" / "generator.safetensors"))
+    decays = [trainer.average.decay_at(n) for n in range(len(seen))]
     for name, value in start.items():
         expected = value
-        for iterate in seen:
-            expected = 0.5 * expected + 0.5 * iterate[name]
+        for iterate, decay in zip(seen, decays):
+            expected = decay * expected + (1 - decay) * iterate[name]
         assert torch.allclose(exported[name], expected, atol=1e-6), name
     assert any(not torch.allclose(exported[name], seen[-1][name]) for name in start)  # not the last iterate
     state = load_file(str(tmp_path / "r" / "training_state.safetensors"))
@@ -55,6 +61,7 @@ def test_resume_replays_the_average_exactly(tmp_path):
     straight = run(tmp_path, "straight", steps=4, ema_decay=0.9)
     run(tmp_path, "split", steps=2, ema_decay=0.9)
     resumed = Trainer.resume(tmp_path / "split", tiny_bank(), steps=4)
+    assert resumed.average.updates == 2
     resumed.train(TrainHooks(show_progress_bar=False))
     for key, value in straight.exported_generator.state_dict().items():
         assert torch.equal(value, resumed.exported_generator.state_dict()[key]), key
@@ -69,8 +76,8 @@ def test_a_run_without_an_average_can_start_one_on_resume(tmp_path):
     assert all(torch.equal(v, resumed.exported_generator.state_dict()[k]) for k, v in before.items())
     resumed.train(TrainHooks(show_progress_bar=False))
     after = resumed.generator.state_dict()
-    for name, _ in resumed.generator.named_parameters():
-        assert torch.allclose(resumed.exported_generator.state_dict()[name], 0.9 * before[name] + 0.1 * after[name])
+    for name, _ in resumed.generator.named_parameters():  # one update, at the ramp's first decay 0.1
+        assert torch.allclose(resumed.exported_generator.state_dict()[name], 0.1 * before[name] + 0.9 * after[name])
 
 
 def test_a_packed_averaging_run_unpacks_to_its_average(tmp_path):
