@@ -1,4 +1,4 @@
-"""The bundled Moving MNIST model: it loads, generates, stays continuous, and its run can be resumed."""
+"""The bundled models: they load, generate what their data looks like, stay continuous, and their runs resume."""
 
 from pathlib import Path
 
@@ -11,18 +11,28 @@ from savgan.model.continuity import seam_continuity
 from savgan.model.generate import generate_videos
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKED = ROOT / "checkpoints" / "mmnist-cpu.safetensors"
+# Each bundled model and the committed checkpoint of the run it is a snapshot of.
+RUNS = {"mmnist": "mmnist-cpu", "toc-sim": "toc-sim-cpu"}
 
 
-@pytest.fixture(scope="module")
-def bundled():
-    record = registry.resolve("mmnist")
+def load(name: str):
+    record = registry.resolve(name)
     assert record.source == "bundled"
     return record, registry.load_generator(record)
 
 
-def test_bundled_model_generates_dark_background_with_bright_strokes(bundled):
-    record, generator = bundled
+@pytest.fixture(scope="module")
+def mmnist():
+    return load("mmnist")
+
+
+@pytest.fixture(scope="module")
+def toc_sim():
+    return load("toc-sim")
+
+
+def test_bundled_mmnist_generates_dark_background_with_bright_strokes(mmnist):
+    record, generator = mmnist
     videos = generate_videos(generator, seed=0, frames=record.config.frames, count=4)
     assert videos.shape == (4, 16, 32, 32)
     assert np.median(videos) < -0.8  # Moving MNIST is mostly black background
@@ -30,17 +40,28 @@ def test_bundled_model_generates_dark_background_with_bright_strokes(bundled):
     assert not np.allclose(videos[0], videos[1], atol=0.05)  # different latents, different videos
 
 
-def test_long_videos_from_the_trained_model_have_no_seams(bundled):
-    record, generator = bundled
+def test_bundled_toc_sim_generates_grey_phase_contrast_frames_with_the_simulator_calibration(toc_sim):
+    record, generator = toc_sim
+    videos = generate_videos(generator, seed=0, frames=record.config.frames, count=4)
+    assert videos.shape == (4, 16, 32, 32)
+    assert -0.6 < np.median(videos) < 0.3  # a grey background, unlike Moving MNIST's black
+    assert videos.std() > 0.1  # with structure on it
+    assert not np.allclose(videos[0], videos[1], atol=0.05)
+    assert record.manifest["physical"] == {"pixel_size_um": 1.3, "frame_interval_s": 10.0}
+
+
+def test_long_videos_from_the_trained_model_have_no_seams(mmnist):
+    record, generator = mmnist
     videos = generate_videos(generator, seed=1, frames=160, count=4)
     report = seam_continuity(videos, stretch=record.config.frames)
     assert report.seams == 9
     assert report.ratio < 1.5, report
 
 
-def test_the_committed_checkpoint_resumes_the_bundled_run(tmp_path, bundled):
-    record, _ = bundled
-    unpack_run(PACKED, tmp_path / "run")
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_the_committed_checkpoint_resumes_the_bundled_run(tmp_path, name):
+    record = registry.resolve(name)
+    unpack_run(ROOT / "checkpoints" / f"{RUNS[name]}.safetensors", tmp_path / "run")
     resumed = registry.resolve(str(tmp_path / "run"))
     assert resumed.config == record.config
     assert resumed.manifest["step"] >= record.manifest["step"]
