@@ -276,10 +276,10 @@ class TrainConfig:
     longer than ``frames`` (for 32 frames: 48), which teaches G to join neighbouring
     latent steps smoothly so that videos longer than the trained length stay continuous.
 
-    ``penalty_step``: "joint" minimises the paper's critic loss -W + lambda * GP in one Adam
-    step; "separate" is what the reference code does (trainer_full.py): an Adam step on -W,
-    then a second step of the same optimiser on lambda * GP at the updated weights, which
-    holds the critics much closer to 1-Lipschitz.
+    ``penalty_step`` (SAVGAN/3DGAN; TGANv2's objective steps once): "joint" minimises the
+    paper's critic loss -W + lambda * GP in one Adam step; "separate" is what the reference
+    code does (trainer_full.py): an Adam step on -W, then a second step of the same optimiser
+    on lambda * GP at the updated weights, which measured closer to 1-Lipschitz (docs/TRAINING.md).
 
     ``ema_decay`` > 0 keeps a moving average of G's weights (model/ema.py) and exports it as
     the run's generator; 0, the paper's recipe, exports the last iterate.
