@@ -24,6 +24,11 @@ from savgan.model.layout import GENERATOR_WEIGHTS, MANIFEST, TRAINING_STATE
 AVERAGE_PREFIX = "G_avg"
 
 
+def has_average(tensors: dict[str, torch.Tensor]) -> bool:
+    """Whether a training state holds a weight average (runs without one, or from before it, do not)."""
+    return any(key.startswith(AVERAGE_PREFIX + ".") for key in tensors)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
@@ -122,6 +127,6 @@ def unpack_run(packed_file: Path, run_dir: Path) -> None:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_tensors(run_dir / TRAINING_STATE, tensors)
-    exported = AVERAGE_PREFIX if any(k.startswith(AVERAGE_PREFIX + ".") for k in tensors) else "G"
+    exported = AVERAGE_PREFIX if has_average(tensors) else "G"
     save_tensors(run_dir / GENERATOR_WEIGHTS, _strip_prefix(tensors, exported))
     write_json(run_dir / MANIFEST, manifest)

@@ -356,7 +356,7 @@ class Trainer:
     def load_state(self, manifest: dict[str, Any]) -> None:
         tensors = ckpt.load_tensors(self.run_dir / ckpt.TRAINING_STATE)
         tensors = {k: v.to(self.device) for k, v in tensors.items()}
-        averaged = any(key.startswith(ckpt.AVERAGE_PREFIX + ".") for key in tensors)
+        averaged = ckpt.has_average(tensors)
         for prefix, module in self._modules():
             if prefix != ckpt.AVERAGE_PREFIX or averaged:
                 ckpt.load_module(prefix, module, tensors)
