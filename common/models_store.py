@@ -46,6 +46,9 @@ class ModelVersionInfo(BaseModel):
     base_model: str | None = Field(None, description="name:version it was fine-tuned from")
     created_at: str | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(
+        default_factory=dict, description="the recipe it was trained with (batch size, learning rates, critic weights, ...)"
+    )
     samples_key: str | None = Field(None, description="storage key of the sample montage")
 
     @property
@@ -79,6 +82,7 @@ def _version_info(owner: str, name: str, version: str, manifest: dict[str, Any],
         base_model=manifest.get("base_model"),
         created_at=manifest.get("published_at") or manifest.get("saved_at"),
         metrics=manifest.get("metrics") or {},
+        training=manifest.get("train_config") or {},
         samples_key=samples_key,
     )
 

@@ -61,6 +61,18 @@ class TrainParameters(BaseModel):
     ema_decay: float = Field(
         0.0, ge=0, lt=1, description="publish a moving average of the generator's weights (e.g. 0.999); 0: the last step's"
     )
+    image_lambda: float | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="weight of the image critic in the generator's loss (SAVGAN/3DGAN); default: the family's "
+        "(50, the paper's). Lower (e.g. 5): steadier videos, softer frames; see docs/TRAINING.md",
+    )
+    penalty_step: Literal["joint", "separate"] = Field(
+        "joint",
+        description="joint: one critic step on -W + 10 GP, as the paper writes it; separate: a step on -W, then "
+        "one on the penalty, as the reference code does",
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     patch_method: Literal["flow", "grid"] = Field("flow", description="patches around moving cells, or a grid")
     checkpoint_every: int = Field(50, ge=1, le=100_000)

@@ -333,6 +333,8 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
                 lr_d=request.lr_d,
                 n_critic=request.n_critic,
                 ema_decay=request.ema_decay,
+                image_lambda=request.image_lambda,
+                penalty_step=request.penalty_step,
                 seed=request.seed,
                 sample_every=request.checkpoint_every,
                 checkpoint_every=request.checkpoint_every,

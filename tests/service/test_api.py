@@ -167,6 +167,8 @@ def test_train_stores_uploads_and_queues(api):
         ([("cells.tif", tiff_bytes(), "image/tiff")], {"name": "x", "steps": 200000}, 422, "steps must be at most 100000"),
         ([("cells.tif", tiff_bytes(), "image/tiff")], {"name": "x", "base_model": "nope"}, 404, "base_model: no model named 'nope'"),
         ([("cells.tif", tiff_bytes(), "image/tiff")], {"name": "x", "lr_g": 1}, 422, "params.lr_g: Input should be less than or equal to 0.01"),
+        ([("cells.tif", tiff_bytes(), "image/tiff")], {"name": "x", "image_lambda": -1}, 422, "params.image_lambda: Input should be greater than or equal to 0"),
+        ([("cells.tif", tiff_bytes(), "image/tiff")], {"name": "x", "penalty_step": "both"}, 422, "params.penalty_step: Input should be 'joint' or 'separate'"),
     ],
 )
 def test_train_rejects_bad_uploads_and_stores_nothing(api, files, params, status, text):

@@ -99,7 +99,16 @@ def recording(frames: int = 40, size: int = 64) -> bytes:
     return buffer.getvalue()
 
 
-TRAIN_PARAMS = {"name": "cells", "steps": 2, "batch_size": 2, "n_critic": 1, "patch_method": "grid", "checkpoint_every": 2}
+TRAIN_PARAMS = {
+    "name": "cells",
+    "steps": 2,
+    "batch_size": 2,
+    "n_critic": 1,
+    "patch_method": "grid",
+    "checkpoint_every": 2,
+    "image_lambda": 5,
+    "penalty_step": "separate",
+}
 
 
 def post_train(client: httpx.Client, files: list[tuple[str, bytes]], params: dict = TRAIN_PARAMS) -> httpx.Response:
@@ -185,6 +194,8 @@ def test_train_on_an_upload_then_generate_with_the_new_version(settings_s3: Sett
         [cells] = [m for m in client.get("/models", headers=ALICE).json() if m["name"] == "cells"]
         assert [v["ref"] for v in cells["versions"]] == ["cells:1"] and cells["versions"][0]["step"] == 2
         assert cells["versions"][0]["samples_url"]
+        training = cells["versions"][0]["training"]
+        assert (training["image_lambda"], training["penalty_step"], training["n_critic"]) == (5, "separate", 1)
         assert client.get("/models/cells", headers=BOB).status_code == 404
 
         unknown = client.post("/generate", headers=ALICE, json={"model": "nope"})
