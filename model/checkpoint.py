@@ -120,10 +120,22 @@ def packed_manifest(packed_file: Path) -> dict[str, Any]:
     return json.loads(metadata["manifest"])
 
 
+def read_training_state(source: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Manifest and float32 training state of a run folder or of :func:`pack_run`'s file.
+
+    Lets tools that inspect the critics (bench/critic_probe.py) read a committed checkpoint
+    without unpacking it into a run folder first.
+    """
+    source = Path(source)
+    if source.is_dir():
+        return read_json(source / MANIFEST), load_tensors(source / TRAINING_STATE)
+    manifest = packed_manifest(source)
+    return manifest, {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in load_tensors(source).items()}
+
+
 def unpack_run(packed_file: Path, run_dir: Path) -> None:
     """Recreate a resumable run folder (manifest, training state, generator) from :func:`pack_run`'s file."""
-    manifest = packed_manifest(packed_file)
-    tensors = {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in load_tensors(Path(packed_file)).items()}
+    manifest, tensors = read_training_state(packed_file)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_tensors(run_dir / TRAINING_STATE, tensors)

@@ -79,15 +79,15 @@ def parse_metrics(names: list[str]) -> list[str]:
     return list(dict.fromkeys(by_lower[n.lower()] for n in names))
 
 
-def real_source_of(record: registry.ModelRecord) -> str:
-    """Which real data a model imitates, from its manifest's data description."""
-    data = str(record.manifest.get("data", ""))
+def real_source_of(manifest: dict[str, Any], name: str) -> str:
+    """Which real data the model or run ``name`` imitates, from its manifest's data description."""
+    data = str(manifest.get("data", ""))
     if data.startswith("Moving MNIST"):
         return "mmnist"
     if data.startswith("tumour-on-chip simulator"):
         return "toc-sim"
     raise ValueError(
-        f"cannot tell which real data model {record.name!r} imitates (data: {data!r}); "
+        f"cannot tell which real data model {name!r} imitates (data: {data!r}); "
         f"say it with real={'|'.join(REAL_SOURCES)} (CLI: --real)"
     )
 
@@ -144,7 +144,7 @@ def evaluate(
     if "fvd" in chosen and frames < MIN_FRAMES:
         raise ValueError(f"FVD's I3D needs at least {MIN_FRAMES} frames per video, got {frames}")
     record = registry.resolve(model_spec)
-    source = real or real_source_of(record)
+    source = real or real_source_of(record.manifest, record.name)
     embedder = _load_embedder(i3d, i3d_torchscript, device) if "fvd" in chosen else None
     skipped = {m: "needs digits: Moving-MNIST models only" for m in chosen if m in DIGIT_METRICS and source != "mmnist"}
     computed = [m for m in chosen if m not in skipped]
