@@ -7,6 +7,9 @@ order), plus the run's own generated clips. Each kind gets a *fakeness*: how far
 it scores, in units of the drop for switching content every frame. A generator whose
 fakeness is well above 1 is further from the data, in D_V's eyes, than a clip whose digit
 changes every frame, so D_V's gradient is still mostly about something other than identity.
+The generated clips are also scored with their middle frame frozen and with their frames
+shuffled: if freezing or shuffling makes them *less* fake, D_V objects to G's temporal
+dynamics more than to its frames.
 
 It also measures the balance of the generator's loss -D_V(x) - lambda_i D_I(frame): the mean
 gradient norm each term puts on a generated clip. ``balanced_image_lambda`` is the lambda_i
@@ -62,9 +65,9 @@ def switched(clips: Tensor, others: Tensor, period: int) -> Tensor:
     return torch.where((blocks % 2 == 1).view(1, 1, -1, 1, 1), others, clips)
 
 
-def frozen(clips: Tensor) -> Tensor:
-    """Every frame replaced by the first: real frames, no motion."""
-    return clips[:, :, :1].expand_as(clips).contiguous()
+def frozen(clips: Tensor, frame: int = 0) -> Tensor:
+    """Every frame replaced by frame ``frame``: the clip's own frames, no motion."""
+    return clips[:, :, frame : frame + 1].expand_as(clips).contiguous()
 
 
 def shuffled(clips: Tensor, seed: int) -> Tensor:
@@ -125,7 +128,12 @@ def probe(source: Path, real: np.ndarray, others: np.ndarray, seed: int = 0) -> 
     with torch.no_grad():
         z = sample_latents(config, real.shape[0], generator=torch.Generator().manual_seed(seed))
         generated = generator(z, landmark_generator=torch.Generator().manual_seed(seed)).float()
-    kinds = {**crafted_kinds(real_t, others_t, seed), "generated": generated}
+    kinds = {
+        **crafted_kinds(real_t, others_t, seed),
+        "generated": generated,
+        "generated, middle frame frozen": frozen(generated, config.frames // 2),
+        "generated, frames shuffled": shuffled(generated, seed),
+    }
     video_norm = mean_grad_norm(critics["DV"], generated)
     frame = generated[:, :, config.frames // 2]
     image_norm = mean_grad_norm(critics["DI"], frame)

@@ -43,6 +43,7 @@ def test_switched_takes_every_other_block_from_the_other_clips():
 def test_frozen_and_shuffled_keep_real_frames_but_break_motion():
     clips = numbered_clips(2, 16)
     assert frame_values(frozen(clips)) == [0.0] * 16
+    assert frame_values(frozen(clips, 8)) == [8.0] * 16
     order = frame_values(shuffled(clips, seed=0))
     assert sorted(order) == list(range(16)) and order != list(range(16))
     assert torch.equal(shuffled(clips, 0)[0], shuffled(clips, 0)[1])  # one order for all clips
@@ -88,7 +89,8 @@ def test_a_packed_checkpoint_probes_exactly_like_its_run_folder(tmp_path):
     assert from_folder == from_file
     assert from_folder.step == 2 and from_folder.image_lambda == trainer.train_config.image_lambda
     assert from_folder.balanced_image_lambda == pytest.approx(from_folder.video_grad_norm / from_folder.image_grad_norm)
-    assert [s.kind for s in from_folder.scores][-1] == "generated"
+    kinds = [s.kind for s in from_folder.scores]
+    assert kinds[-3:] == ["generated", "generated, middle frame frozen", "generated, frames shuffled"]
 
 
 def test_probe_refuses_clips_of_the_wrong_shape(tmp_path):
@@ -105,4 +107,5 @@ def test_the_bundled_runs_critic_ranks_content_switching_by_how_often_it_happens
     fakeness = {s.kind: s.fakeness for s in report.scores}
     assert abs(fakeness["other real"]) < 0.3
     assert 0 < fakeness["content switch every 8"] < fakeness["content switch every 2"] < fakeness[REFERENCE_KIND] == 1.0
-    assert set(fakeness) == set(crafted_kinds(numbered_clips(1, 16), numbered_clips(1, 16))) | {"generated"}
+    assert set(fakeness) == set(crafted_kinds(numbered_clips(1, 16), numbered_clips(1, 16))) | {
+        "generated", "generated, middle frame frozen", "generated, frames shuffled"}

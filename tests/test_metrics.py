@@ -22,7 +22,7 @@ from savgan.model.metrics.classifier import ClassifierConfig, heldout_accuracy, 
 from savgan.model.metrics.cosine import cosine_ts
 from savgan.model.metrics.evaluate import parse_metrics
 from savgan.model.metrics.features import frame_outputs
-from savgan.model.metrics.flips import flips_per_sequence, flips_per_video
+from savgan.model.metrics.flips import flip_rate_by_transition, flips_per_sequence, flips_per_video
 from savgan.model.metrics.frechet import frechet_distance, frechet_distance_of
 from savgan.model.metrics.fvd import i3d_embeddings, i3d_input, load_embedder, tf1_bilinear_matrix
 from savgan.model.metrics.i3d import InceptionI3d, RestrictedUnpickler, default_checkpoint, load_i3d
@@ -52,6 +52,9 @@ def test_flips_count_label_changes():
     labels = np.array([[1, 1, 1, 1], [1, 2, 1, 1], [3, 4, 5, 6]])
     assert flips_per_video(labels).tolist() == [0, 2, 3]
     assert flips_per_sequence(labels) == pytest.approx(5 / 3)
+    assert flip_rate_by_transition(labels) == pytest.approx([2 / 3, 2 / 3, 1 / 3])
+    with pytest.raises(ValueError, match="F>=2"):
+        flip_rate_by_transition(np.array([[1], [2]]))
 
 
 class LitPixelClassifier(torch.nn.Module):
@@ -127,6 +130,9 @@ def test_cli_evaluate_writes_every_metric_and_the_real_floor(tmp_path, capsys):
     for metric, values in result["metrics"].items():
         assert np.isfinite(values["model"]) and np.isfinite(values["real"]), metric
     assert result["real_data"]["source"] == "mmnist"
+    rates = result["flip_rate_by_transition"]
+    assert len(rates["model"]) == len(rates["real"]) == 9  # 10 frames
+    assert np.mean(rates["model"]) * 9 == pytest.approx(result["metrics"]["flips"]["model"])
     assert "[0, 1]" in result["aacd_intensity_scale"]
     assert "real data" in capsys.readouterr().err
 

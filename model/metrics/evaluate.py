@@ -168,6 +168,7 @@ def evaluate(
 
     result_model: dict[str, float | None] = {}
     result_real: dict[str, float | None] = {}
+    flip_rates: dict[str, list[float]] | None = None
     classifier_info: dict[str, Any] | None = None
     if any(m in computed for m in CLASSIFIER_METRICS):
         classifier = load_classifier(CLASSIFIER_FRAME_SIZE).to(device)
@@ -180,6 +181,8 @@ def evaluate(
         if "flips" in computed:
             result_model["flips"] = flips.flips_per_sequence(out["model"].labels)
             result_real["flips"] = flips.flips_per_sequence(out["reference"].labels)
+            flip_rates = {name: flips.flip_rate_by_transition(out[key].labels)
+                          for name, key in (("model", "model"), ("real", "reference"))}
         if "cosTS" in computed:
             result_model["cosTS"] = cosine.cosine_ts(out["model"].features)
             result_real["cosTS"] = cosine.cosine_ts(out["reference"].features)
@@ -205,6 +208,7 @@ def evaluate(
             for m in chosen
         },
         "skipped": skipped,
+        "flip_rate_by_transition": flip_rates,
         "real_data": {
             "source": source,
             "reference": sets.reference_description,

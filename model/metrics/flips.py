@@ -22,3 +22,14 @@ def flips_per_video(labels: np.ndarray) -> np.ndarray:
 def flips_per_sequence(labels: np.ndarray) -> float:
     """Mean number of flips per sequence."""
     return float(flips_per_video(labels).mean())
+
+
+def flip_rate_by_transition(labels: np.ndarray) -> list[float]:
+    """Fraction of sequences whose predicted digit changes at each transition t -> t+1.
+
+    Shows *where* flips happen: a rate that alternates between even and odd transitions is
+    the temporal checkerboard of stride-2 transposed convolutions (docs/TRAINING.md).
+    """
+    labels = np.asarray(labels)
+    flips_per_video(labels)  # validates the shape
+    return [float(x) for x in (labels[:, 1:] != labels[:, :-1]).mean(axis=0)]
