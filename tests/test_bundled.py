@@ -12,7 +12,7 @@ from savgan.model.generate import generate_videos
 
 ROOT = Path(__file__).resolve().parents[1]
 # Each bundled model and the committed checkpoint of the run it is a snapshot of.
-RUNS = {"mmnist": "mmnist-ft20", "toc-sim": "toc-sim-ft20"}
+RUNS = {"mmnist": "mmnist-ft20", "toc-sim": "toc-sim-ft10"}
 
 
 def load(name: str):
