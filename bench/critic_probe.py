@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--real", choices=REAL_SOURCES, default=None, help="default: from the first run's manifest")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "critic_probe.json")
     args = parser.parse_args()
-    manifest, _ = ckpt.read_training_state(args.sources[0])
+    manifest = ckpt.run_manifest(args.sources[0])
     config = ModelConfig.from_dict(manifest["model_config"])
     source = args.real or real_source_of(manifest, str(args.sources[0]))
     clips = real_sets(source, 2 * args.count, config.frames, config.size, args.seed, False).reference

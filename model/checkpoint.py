@@ -128,9 +128,14 @@ def read_training_state(source: Path) -> tuple[dict[str, Any], dict[str, torch.T
     """
     source = Path(source)
     if source.is_dir():
-        return read_json(source / MANIFEST), load_tensors(source / TRAINING_STATE)
-    manifest = packed_manifest(source)
-    return manifest, {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in load_tensors(source).items()}
+        return run_manifest(source), load_tensors(source / TRAINING_STATE)
+    return run_manifest(source), {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in load_tensors(source).items()}
+
+
+def run_manifest(source: Path) -> dict[str, Any]:
+    """The manifest of a run folder or of :func:`pack_run`'s file, without loading any weights."""
+    source = Path(source)
+    return read_json(source / MANIFEST) if source.is_dir() else packed_manifest(source)
 
 
 def unpack_run(packed_file: Path, run_dir: Path) -> None:
