@@ -127,9 +127,8 @@ def read_training_state(source: Path) -> tuple[dict[str, Any], dict[str, torch.T
     without unpacking it into a run folder first.
     """
     source = Path(source)
-    if source.is_dir():
-        return run_manifest(source), load_tensors(source / TRAINING_STATE)
-    return run_manifest(source), {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in load_tensors(source).items()}
+    tensors = load_tensors(source / TRAINING_STATE if source.is_dir() else source)
+    return run_manifest(source), {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in tensors.items()}
 
 
 def run_manifest(source: Path) -> dict[str, Any]:

@@ -11,12 +11,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def flips_per_video(labels: np.ndarray) -> np.ndarray:
-    """(K,) number of t with labels[k, t+1] != labels[k, t], for predicted labels (K, F)."""
+def label_changes(labels: np.ndarray) -> np.ndarray:
+    """(K, F-1) booleans: whether labels[k, t+1] != labels[k, t], for predicted labels (K, F)."""
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.shape[1] < 2:
         raise ValueError(f"flips need per-frame labels shaped (K, F>=2), got {labels.shape}")
-    return (labels[:, 1:] != labels[:, :-1]).sum(axis=1)
+    return labels[:, 1:] != labels[:, :-1]
+
+
+def flips_per_video(labels: np.ndarray) -> np.ndarray:
+    """(K,) number of label changes along each sequence."""
+    return label_changes(labels).sum(axis=1)
 
 
 def flips_per_sequence(labels: np.ndarray) -> float:
@@ -30,6 +35,4 @@ def flip_rate_by_transition(labels: np.ndarray) -> list[float]:
     Shows *where* flips happen: a rate that alternates between even and odd transitions is
     the temporal checkerboard of stride-2 transposed convolutions (docs/TRAINING.md).
     """
-    labels = np.asarray(labels)
-    flips_per_video(labels)  # validates the shape
-    return [float(x) for x in (labels[:, 1:] != labels[:, :-1]).mean(axis=0)]
+    return [float(x) for x in label_changes(labels).mean(axis=0)]
