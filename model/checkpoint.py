@@ -8,6 +8,8 @@ reader never sees half a file.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -17,11 +19,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from savgan.model.atomic import atomic_path
-from savgan.model.layout import GENERATOR_WEIGHTS, MANIFEST, TRAINING_STATE
+from savgan.model.layout import GENERATOR_WEIGHTS, LOG, MANIFEST, TRAINING_STATE
 
 # Training-state prefix of the generator's weight average (model/ema.py), which a run exports
 # instead of G's last iterate when it keeps one.
 AVERAGE_PREFIX = "G_avg"
+# Packed-file metadata key of the run's loss log (log.jsonl, gzip, base64): safetensors metadata
+# holds only strings, and the log must survive a pack so that a resumed run plots its whole history.
+PACKED_LOG = "log.jsonl.gz.b64"
 
 
 def has_average(tensors: dict[str, torch.Tensor]) -> bool:
@@ -95,7 +100,7 @@ COMPACT_MOMENTS = ("exp_avg", "exp_avg_sq")
 
 
 def pack_run(run_dir: Path, out_file: Path) -> None:
-    """One file that resumes a run: its training state with Adam moments in bf16, the manifest in the metadata.
+    """One file that resumes a run: its training state with Adam moments in bf16, manifest and loss log in the metadata.
 
     Small enough to commit between sessions (weights stay float32; the moments, two thirds of
     the state, are halved). Resuming from it continues from the same weights with moments
@@ -104,20 +109,27 @@ def pack_run(run_dir: Path, out_file: Path) -> None:
     """
     tensors = load_tensors(Path(run_dir) / TRAINING_STATE)
     packed = {k: v.to(torch.bfloat16) if k.rsplit(".", 1)[-1] in COMPACT_MOMENTS else v for k, v in tensors.items()}
-    manifest = read_json(Path(run_dir) / MANIFEST)
+    metadata = {"manifest": json.dumps(read_json(Path(run_dir) / MANIFEST), sort_keys=True)}
+    log = Path(run_dir) / LOG
+    if log.exists():
+        metadata[PACKED_LOG] = base64.b64encode(gzip.compress(log.read_bytes(), mtime=0)).decode("ascii")
     with atomic_path(out_file) as tmp:
-        save_file(packed, str(tmp), metadata={"manifest": json.dumps(manifest, sort_keys=True)})
+        save_file(packed, str(tmp), metadata=metadata)
 
 
-def packed_manifest(packed_file: Path) -> dict[str, Any]:
-    """The manifest inside :func:`pack_run`'s file, read without loading its tensors."""
+def _packed_metadata(packed_file: Path) -> dict[str, str]:
     from safetensors import safe_open
 
     with safe_open(str(packed_file), framework="pt") as handle:
         metadata = handle.metadata() or {}
     if "manifest" not in metadata:
         raise ValueError(f"{packed_file} is not a packed savgan run (no manifest in its metadata)")
-    return json.loads(metadata["manifest"])
+    return metadata
+
+
+def packed_manifest(packed_file: Path) -> dict[str, Any]:
+    """The manifest inside :func:`pack_run`'s file, read without loading its tensors."""
+    return json.loads(_packed_metadata(packed_file)["manifest"])
 
 
 def read_training_state(source: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -138,10 +150,17 @@ def run_manifest(source: Path) -> dict[str, Any]:
 
 
 def unpack_run(packed_file: Path, run_dir: Path) -> None:
-    """Recreate a resumable run folder (manifest, training state, generator) from :func:`pack_run`'s file."""
+    """Recreate a resumable run folder (manifest, training state, generator, loss log) from :func:`pack_run`'s file.
+
+    Files packed before the log travelled with them unpack without one: the resumed run's log
+    then starts at the packed step.
+    """
     manifest, tensors = read_training_state(packed_file)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    packed_log = _packed_metadata(packed_file).get(PACKED_LOG)
+    if packed_log is not None:
+        atomic_write_bytes(run_dir / LOG, gzip.decompress(base64.b64decode(packed_log)))
     save_tensors(run_dir / TRAINING_STATE, tensors)
     exported = AVERAGE_PREFIX if has_average(tensors) else "G"
     save_tensors(run_dir / GENERATOR_WEIGHTS, _strip_prefix(tensors, exported))

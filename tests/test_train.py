@@ -134,6 +134,9 @@ def test_packed_run_resumes_from_the_same_weights_with_bf16_moments(tmp_path):
     original = Trainer.resume(tmp_path / "orig", tiny_bank(), steps=3)
     copy = Trainer.resume(tmp_path / "copy", tiny_bank(), steps=3)
     assert copy.step == 2
+    logged = (tmp_path / "orig" / "log.jsonl").read_text()
+    assert [json.loads(line)["step"] for line in logged.splitlines()] == [1, 2]
+    assert (tmp_path / "copy" / "log.jsonl").read_text() == logged  # the loss history travels with the file
     assert all(torch.equal(v, copy.generator.state_dict()[k]) for k, v in original.generator.state_dict().items())
     moments = [(original.opt_dv.state[p]["exp_avg_sq"], copy.opt_dv.state[q]["exp_avg_sq"])
                for p, q in zip(original.video_critic.parameters(), copy.video_critic.parameters())]
