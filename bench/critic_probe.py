@@ -36,8 +36,13 @@ def main() -> None:
     names = list(reports)
     print(f"fakeness of each clip kind in D_V's eyes (0 = real, 1 = content switching every frame), {source}, {args.count} clips")
     print(f"{'kind':26}" + "".join(f"{Path(n).stem[:22]:>24}" for n in names))
-    for row, kind in enumerate(s.kind for s in reports[names[0]].scores):
+    kinds = [s.kind for s in reports[names[0]].scores]
+    for row, kind in enumerate(kinds):
         print(f"{kind:26}" + "".join(f"{reports[n].scores[row].fakeness:24.2f}" for n in names))
+    print("drop below real in units of the real clips' score spread (readable when fakeness is NaN: "
+          "a D_V that scores content switching at or above real gives fakeness no unit)")
+    for row, kind in enumerate(kinds):
+        print(f"{kind:26}" + "".join(f"{reports[n].scores[row].drop:24.2f}" for n in names))
     for label, key in (("step", "step"), ("lambda_i of the run", "image_lambda"), ("|grad D_V| per clip", "video_grad_norm"),
                        ("|grad D_I| per frame", "image_grad_norm"), ("balanced lambda_i", "balanced_image_lambda")):
         print(f"{label:26}" + "".join(f"{getattr(reports[n], key):24.3g}" for n in names))

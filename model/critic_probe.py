@@ -7,6 +7,9 @@ order), plus the run's own generated clips. Each kind gets a *fakeness*: how far
 it scores, in units of the drop for switching content every frame. A generator whose
 fakeness is well above 1 is further from the data, in D_V's eyes, than a clip whose digit
 changes every frame, so D_V's gradient is still mostly about something other than identity.
+That unit only exists while D_V scores content switching below real: a critic that has stopped
+objecting to it (seen on the simulator, where switching fields of view adds motion) gets no
+fakeness (NaN), and every kind's drop in units of the real clips' score spread still reads.
 The generated clips are also scored with their middle frame frozen and with their frames
 shuffled: if freezing or shuffling makes them *less* fake, D_V objects to G's temporal
 dynamics more than to its frames.
@@ -43,7 +46,8 @@ class KindScore:
     kind: str
     mean: float
     std: float
-    fakeness: float  # (real - this) / (real - REFERENCE_KIND); 0 = real, 1 = content switching every frame
+    fakeness: float  # (real - this) / (real - REFERENCE_KIND); 0 = real, 1 = content switching every frame; NaN without a unit
+    drop: float  # (real - this) / std of the real clips' scores
 
 
 @dataclass(frozen=True)
@@ -97,9 +101,14 @@ def score_kinds(video_critic: nn.Module, kinds: dict[str, Tensor]) -> list[KindS
     with torch.no_grad():
         raw = {name: video_critic(clips) for name, clips in kinds.items()}
     real = float(raw["real"].mean())
+    spread = float(raw["real"].std())
     unit = real - float(raw[REFERENCE_KIND].mean())
     return [
-        KindScore(name, float(s.mean()), float(s.std()), (real - float(s.mean())) / unit if unit else float("nan"))
+        KindScore(
+            name, float(s.mean()), float(s.std()),
+            (real - float(s.mean())) / unit if unit > 0 else float("nan"),
+            (real - float(s.mean())) / spread if spread > 0 else float("nan"),
+        )
         for name, s in raw.items()
     ]
 

@@ -65,6 +65,17 @@ def test_fakeness_is_the_drop_below_real_in_units_of_the_reference_kind():
     assert by_kind["generated"].fakeness == pytest.approx(3.5)
     assert by_kind["better than real"].fakeness == pytest.approx(-0.5)
     assert by_kind["generated"].mean == pytest.approx(-2.0)
+    assert np.isnan(by_kind["generated"].drop)  # real clips all score alike: no spread to measure a drop in
+
+
+def test_a_critic_that_prefers_content_switching_has_no_fakeness_unit_but_still_a_drop():
+    real = torch.tensor([4.0, 6.0]).view(2, 1, 1, 1, 1).expand(2, 1, 4, 2, 2)
+    kinds = {"real": real, REFERENCE_KIND: real + 3.0, "generated": real - 2.0}
+    by_kind = {s.kind: s for s in score_kinds(MeanCritic(), kinds)}
+    assert all(np.isnan(s.fakeness) for s in by_kind.values())
+    spread = float(torch.tensor([4.0, 6.0]).std())
+    assert by_kind["generated"].drop == pytest.approx(2.0 / spread)
+    assert by_kind[REFERENCE_KIND].drop == pytest.approx(-3.0 / spread)
 
 
 def test_mean_grad_norm_of_a_linear_critic_is_its_weight_norm():
