@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import lzma
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,13 @@ from savgan.model.layout import GENERATOR_WEIGHTS, LOG, MANIFEST, TRAINING_STATE
 # Training-state prefix of the generator's weight average (model/ema.py), which a run exports
 # instead of G's last iterate when it keeps one.
 AVERAGE_PREFIX = "G_avg"
-# Packed-file metadata key of the run's loss log (log.jsonl, gzip, base64): safetensors metadata
+# Packed-file metadata key of the run's loss log (log.jsonl, xz, base64): safetensors metadata
 # holds only strings, and the log must survive a pack so that a resumed run plots its whole history.
-PACKED_LOG = "log.jsonl.gz.b64"
+# xz at its strongest preset stores a long log in three quarters of gzip's bytes, which keeps a
+# packed run under the 20 MiB a file may weigh in git for thousands of steps longer.
+PACKED_LOG = "log.jsonl.xz.b64"
+# The key files packed before xz carry (gzip, base64); unpack_run still reads it.
+PACKED_LOG_GZIP = "log.jsonl.gz.b64"
 
 
 def has_average(tensors: dict[str, torch.Tensor]) -> bool:
@@ -112,7 +117,8 @@ def pack_run(run_dir: Path, out_file: Path) -> None:
     metadata = {"manifest": json.dumps(read_json(Path(run_dir) / MANIFEST), sort_keys=True)}
     log = Path(run_dir) / LOG
     if log.exists():
-        metadata[PACKED_LOG] = base64.b64encode(gzip.compress(log.read_bytes(), mtime=0)).decode("ascii")
+        packed_log = lzma.compress(log.read_bytes(), preset=9 | lzma.PRESET_EXTREME)
+        metadata[PACKED_LOG] = base64.b64encode(packed_log).decode("ascii")
     with atomic_path(out_file) as tmp:
         save_file(packed, str(tmp), metadata=metadata)
 
@@ -125,6 +131,15 @@ def _packed_metadata(packed_file: Path) -> dict[str, str]:
     if "manifest" not in metadata:
         raise ValueError(f"{packed_file} is not a packed savgan run (no manifest in its metadata)")
     return metadata
+
+
+def _packed_log(metadata: dict[str, str]) -> bytes | None:
+    """The loss log a packed file carries, from either key; None for files packed before logs travelled."""
+    if PACKED_LOG in metadata:
+        return lzma.decompress(base64.b64decode(metadata[PACKED_LOG]))
+    if PACKED_LOG_GZIP in metadata:
+        return gzip.decompress(base64.b64decode(metadata[PACKED_LOG_GZIP]))
+    return None
 
 
 def packed_manifest(packed_file: Path) -> dict[str, Any]:
@@ -158,9 +173,9 @@ def unpack_run(packed_file: Path, run_dir: Path) -> None:
     manifest, tensors = read_training_state(packed_file)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    packed_log = _packed_metadata(packed_file).get(PACKED_LOG)
-    if packed_log is not None:
-        atomic_write_bytes(run_dir / LOG, gzip.decompress(base64.b64decode(packed_log)))
+    log = _packed_log(_packed_metadata(packed_file))
+    if log is not None:
+        atomic_write_bytes(run_dir / LOG, log)
     save_tensors(run_dir / TRAINING_STATE, tensors)
     exported = AVERAGE_PREFIX if has_average(tensors) else "G"
     save_tensors(run_dir / GENERATOR_WEIGHTS, _strip_prefix(tensors, exported))

@@ -146,6 +146,32 @@ def test_packed_run_resumes_from_the_same_weights_with_bf16_moments(tmp_path):
     assert copy.step == 3
 
 
+def test_files_packed_with_the_older_gzip_log_still_unpack_with_their_history(tmp_path):
+    import base64
+    import gzip
+
+    from safetensors.torch import load_file, save_file
+
+    from savgan.model.checkpoint import PACKED_LOG, PACKED_LOG_GZIP, pack_run, packed_manifest, unpack_run
+
+    run(tmp_path, "orig", steps=2)
+    pack_run(tmp_path / "orig", tmp_path / "new.safetensors")
+    logged = (tmp_path / "orig" / "log.jsonl").read_bytes()
+    old_metadata = {"manifest": json.dumps(packed_manifest(tmp_path / "new.safetensors")),
+                    PACKED_LOG_GZIP: base64.b64encode(gzip.compress(logged)).decode("ascii")}
+    save_file(load_file(str(tmp_path / "new.safetensors")), str(tmp_path / "old.safetensors"), metadata=old_metadata)
+    unpack_run(tmp_path / "old.safetensors", tmp_path / "copy")
+    assert (tmp_path / "copy" / "log.jsonl").read_bytes() == logged
+
+
+def test_logged_losses_keep_six_significant_digits(tmp_path):
+    run(tmp_path, "orig", steps=2)
+    for line in (tmp_path / "orig" / "log.jsonl").read_text().splitlines():
+        values = [v for k, v in json.loads(line).items() if k != "step"]
+        assert values and all(len(f"{abs(v):e}".split("e")[0].replace(".", "").rstrip("0")) <= 6 for v in values)
+        assert any(v != round(v) for v in values)  # still real numbers, not rounded to integers
+
+
 def test_unpacking_a_file_that_is_not_a_packed_run_says_so(tmp_path):
     from safetensors.torch import save_file
 
