@@ -80,18 +80,6 @@ def derive_seed(seed: int, index: int) -> int:
     return (seed * STEP_SEED_STRIDE + index) % (2**63 - 1)
 
 
-LOG_DIGITS = 6
-
-
-def _logged(values: dict[str, float]) -> dict[str, float]:
-    """Loss values cut to LOG_DIGITS significant digits for log.jsonl.
-
-    The log feeds plots and travels inside every packed checkpoint; the float32 losses printed
-    to 17 digits made it twice the size for digits that are noise.
-    """
-    return {key: float(f"{value:.{LOG_DIGITS}g}") for key, value in values.items()}
-
-
 class Trainer:
     """Owns the networks of the model's family (model/family.py), their optimisers and the run folder.
 
@@ -221,7 +209,7 @@ class Trainer:
         with bar, (self.run_dir / LOG).open("a") as log:
             while self.step < cfg.steps:
                 self.latest = self.iteration()
-                log.write(json.dumps({"step": self.step, **_logged(self.latest)}) + "\n")
+                log.write(json.dumps({"step": self.step, **ckpt.log_values(self.latest)}) + "\n")
                 bar.update(1)
                 bar.set_postfix({label: f"{self.latest[key]:.3f}" for label, key in self.family.progress})
                 if self.step % cfg.sample_every == 0 or self.step % cfg.checkpoint_every == 0:

@@ -172,6 +172,20 @@ def test_logged_losses_keep_six_significant_digits(tmp_path):
         assert any(v != round(v) for v in values)  # still real numbers, not rounded to integers
 
 
+def test_packing_cuts_an_older_full_precision_log_to_six_digits(tmp_path):
+    from savgan.model.checkpoint import pack_run, unpack_run
+
+    run(tmp_path, "orig", steps=2)
+    full = [{"step": step, "wasserstein_video": 83.428466796875 / step, "gp_video": 0.020370176061987877} for step in (1, 2)]
+    (tmp_path / "orig" / "log.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in full))
+    pack_run(tmp_path / "orig", tmp_path / "run.safetensors")
+    unpack_run(tmp_path / "run.safetensors", tmp_path / "copy")
+    unpacked = [json.loads(line) for line in (tmp_path / "copy" / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in unpacked] == [1, 2]
+    assert [entry["wasserstein_video"] for entry in unpacked] == [83.4285, 41.7142]
+    assert unpacked[0]["gp_video"] == 0.0203702
+
+
 def test_unpacking_a_file_that_is_not_a_packed_run_says_so(tmp_path):
     from safetensors.torch import save_file
 
