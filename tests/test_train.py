@@ -152,7 +152,7 @@ def test_files_packed_with_the_older_gzip_log_still_unpack_with_their_history(tm
 
     from safetensors.torch import load_file, save_file
 
-    from savgan.model.checkpoint import PACKED_LOG, PACKED_LOG_GZIP, pack_run, packed_manifest, unpack_run
+    from savgan.model.checkpoint import PACKED_LOG_GZIP, pack_run, packed_manifest, unpack_run
 
     run(tmp_path, "orig", steps=2)
     pack_run(tmp_path / "orig", tmp_path / "new.safetensors")
