@@ -1,6 +1,6 @@
 """What the video critics of training runs have learned: fakeness of crafted and generated clips.
 
-    python bench/critic_probe.py checkpoints/mmnist-cpu.safetensors checkpoints/mmnist-ft20.safetensors
+    python bench/critic_probe.py runs/mmnist-paper runs/mmnist-coherent
 
 Each source is a run folder or a packed checkpoint (`savgan pack`). Prints, per source, the
 fakeness of each clip kind (0 = real, 1 = content switching every frame; see
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from savgan.model import checkpoint as ckpt
 from savgan.model.config import ModelConfig
-from savgan.model.critic_probe import probe
-from savgan.model.metrics.evaluate import REAL_SOURCES, real_sets, real_source_of
+from savgan.model.critic_probe import identity_swapped_clips, probe
+from savgan.model.metrics.evaluate import REAL_SOURCES, real_source_of
 
 
 def main() -> None:
@@ -31,8 +31,9 @@ def main() -> None:
     manifest = ckpt.run_manifest(args.sources[0])
     config = ModelConfig.from_dict(manifest["model_config"])
     source = args.real or real_source_of(manifest, str(args.sources[0]))
-    clips = real_sets(source, 2 * args.count, config.frames, config.size, args.seed, False).reference
-    reports = {str(s): probe(s, clips[: args.count], clips[args.count :], args.seed) for s in args.sources}
+    clips, swapped = identity_swapped_clips(source, 2 * args.count, config.frames, config.size, args.seed)
+    real, others, swapped = clips[: args.count], clips[args.count :], swapped[: args.count]
+    reports = {str(s): probe(s, real, others, args.seed, swapped) for s in args.sources}
     names = list(reports)
     print(f"fakeness of each clip kind in D_V's eyes (0 = real, 1 = content switching every frame), {source}, {args.count} clips")
     print(f"{'kind':26}" + "".join(f"{Path(n).stem[:22]:>24}" for n in names))

@@ -12,7 +12,7 @@ from tqdm import tqdm
 from savgan.cli.graceful_stop import stop_after_step
 from savgan.model import checkpoint as ckpt
 from savgan.model import registry
-from savgan.model.config import ModelConfig, TrainConfig, preset_for, train_config_for
+from savgan.model.config import ModelConfig, TrainConfig, preset_for, train_config_for, with_recipe
 from savgan.model.generate import check_frames, generate_videos
 from savgan.model.video_io.calibration import calibration
 from savgan.model.video_io.formats import get_format, write_video
@@ -43,7 +43,9 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
 
 # Options that shape the optimisation: a resumed run keeps its own (model/train.py RESUME_CHANGES
 # lists what it may change).
-FIXED_ON_RESUME = ("batch_size", "lr_g", "lr_d", "n_critic", "long_clip_prob", "penalty_step", "image_lambda")
+FIXED_ON_RESUME = (
+    "batch_size", "lr_g", "lr_d", "n_critic", "long_clip_prob", "penalty_step", "image_lambda", "identity_weight",
+)
 
 
 def _check_unchanged(args: argparse.Namespace, stored: dict[str, Any]) -> None:
@@ -65,6 +67,7 @@ def _train_config(args: argparse.Namespace, arch: str) -> TrainConfig:
     """The family's defaults (model/config.py FAMILY_TRAIN_DEFAULTS) under what the command line gives."""
     return train_config_for(
         arch,
+        args.recipe,
         steps=args.steps,
         batch_size=args.batch_size,
         lr_g=args.lr_g,
@@ -78,6 +81,7 @@ def _train_config(args: argparse.Namespace, arch: str) -> TrainConfig:
         ema_decay=args.ema_decay,
         penalty_step=args.penalty_step,
         image_lambda=args.image_lambda,
+        identity_weight=args.identity_weight,
     )
 
 
@@ -101,12 +105,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"{args.out} already holds a run: add --resume to continue it, or choose another --out")
     elif args.base:
         base = registry.resolve(args.base)
-        config = base.config
+        config = with_recipe(base.config, args.recipe)
     else:
-        config = preset_for(args.arch, args.preset)
+        config = with_recipe(preset_for(args.arch, args.preset), args.recipe)
     if args.arch is not None and args.arch != config.arch:
         raise ValueError(f"--arch {args.arch} does not match the {config.arch} model resumed or fine-tuned")
-    data = load_training_data(args.data, config, args.clips, seed=args.seed)
+    train_config = None if args.resume else _train_config(args, config.arch)
+    wants_swaps = (train_config or TrainConfig.from_dict(ckpt.read_json(manifest_path)["train_config"])).identity_weight > 0
+    data = load_training_data(args.data, config, args.clips, seed=args.seed, identity_swaps=wants_swaps)
     if args.resume:
         trainer = Trainer.resume(
             args.out,
@@ -116,10 +122,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             sample_every=args.sample_every,
             checkpoint_every=args.checkpoint_every,
             ema_decay=args.ema_decay,
+            swaps=data.swaps,
         )
     else:
-        train_config = _train_config(args, config.arch)
-        trainer = Trainer(config, train_config, data.bank, args.out, data.description, args.device, data.physical)
+        trainer = Trainer(
+            config, train_config, data.bank, args.out, data.description, args.device, data.physical, data.swaps
+        )
         if base is not None:
             trainer.load_weights(base.path, f"{base.name}:{base.version}")
     print(f"savgan train: {config.arch} {trainer.train_config}", file=sys.stderr)

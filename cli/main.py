@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--arch", choices=ARCHS, default=None,
                        help="model family: savgan, 3dgan or tgan2; with --preset cpu/paper picks e.g. cpu-tgan2")
+    train.add_argument(
+        "--recipe", choices=("coherent", "paper"), default="coherent",
+        help="coherent (default): one content code per clip, identity-only negatives, lambda_i 5 "
+        "(docs/RECIPES.md); paper: SAVGAN as published",
+    )
     train.add_argument("--steps", type=int, default=1000, help="generator steps to reach")
     train.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, samples, log)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -59,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--image-lambda", type=float, default=None,
         help="weight of the image critic in G's loss (default: the family's; SAVGAN/3DGAN 50, the paper's)",
+    )
+    train.add_argument(
+        "--identity-weight", type=float, default=None,
+        help="weight of identity-only negatives in the video critic's loss, 0-1 (default: the recipe's; "
+        "coherent 0.5, paper 0)",
     )
     train.add_argument(
         "--penalty-step", choices=("joint", "separate"), default=None,
@@ -90,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="score a model with the paper's metrics, beside real data")
     ev.add_argument("--model", default="mmnist", help="model folder, name[:version], or init:<preset>")
-    ev.add_argument("--metrics", type=_csv, default=["aacd", "flips", "cosTS", "fd-own"],
-                    help="comma list of aacd,flips,cosTS,fd-own,fvd")
+    ev.add_argument("--metrics", type=_csv, default=["aacd", "flips", "cosTS", "identity", "fd-own"],
+                    help="comma list of aacd,flips,cosTS,identity,fd-own,fvd")
     ev.add_argument("--count", type=int, default=256, help="generated (and real) videos per set")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--frames", type=int, default=10, help="frames per video (the paper: 10 for Moving MNIST)")

@@ -51,6 +51,12 @@ class TrainParameters(BaseModel):
     preset: Literal["cpu", "paper", "paper-full", "cpu-3dgan", "paper-3dgan", "cpu-tgan2", "paper-tgan2"] = Field(
         "cpu", description="network preset when training from scratch"
     )
+    recipe: Literal["coherent", "paper"] = Field(
+        "coherent",
+        description="coherent: one content code per clip, identity-only negatives where the data has them, "
+        "lambda_i 5 (docs/RECIPES.md); paper: SAVGAN as published. Recordings have no identity swaps, so on "
+        "them the coherent recipe keeps its first layer and lambda_i and trains without negatives",
+    )
     steps: int = Field(200, ge=1, le=1_000_000, description="generator steps")
     batch_size: int = Field(8, ge=1, le=64)
     lr_g: float = Field(1e-4, gt=0, le=1e-2)
@@ -65,8 +71,8 @@ class TrainParameters(BaseModel):
         None,
         ge=0,
         le=1000,
-        description="weight of the image critic in the generator's loss (SAVGAN/3DGAN); default: the family's "
-        "(50, the paper's). Lower (e.g. 5): steadier videos, softer frames; see docs/TRAINING.md",
+        description="weight of the image critic in the generator's loss (SAVGAN/3DGAN); default: the recipe's "
+        "(coherent 5; paper 50, the paper's); see docs/RECIPES.md",
     )
     penalty_step: Literal["joint", "separate"] = Field(
         "joint",

@@ -14,6 +14,7 @@ from typing import Any, Literal
 AttentionKind = Literal["nystrom", "full", "none"]
 ARCHS: tuple[str, ...] = ("savgan", "3dgan", "tgan2")
 LatentDistribution = Literal["normal", "uniform"]
+ContentCode = Literal["per_step", "shared"]
 ATTENTION_KINDS: tuple[str, ...] = ("nystrom", "full", "none")
 
 
@@ -87,6 +88,9 @@ class ModelConfig:
     without attention) or ``tgan2`` (TGANv2, model/tgan2.py), which reads ``z_dim`` as its slow
     latent, ``g_conv_dim`` / ``d_conv_dim`` as its image-generator and critic widths, needs
     ``tgan2`` and no attention, and only asks ``frames`` to be even and divisible by its strides.
+
+    ``content_code`` (SAVGAN/3DGAN): ``per_step``, the paper's first layer, or ``shared``,
+    one projection of z for both time taps (model/networks.py SharedContentSeed).
     """
 
     arch: str = "savgan"
@@ -102,6 +106,7 @@ class ModelConfig:
     d_attention: tuple[AttentionSpec, ...] = (AttentionSpec("full"), AttentionSpec("full"))
     # Only for arch "tgan2" (and required there); left out of the manifest otherwise.
     tgan2: TGAN2Spec | None = None
+    content_code: ContentCode = "per_step"
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -110,6 +115,10 @@ class ModelConfig:
             raise ValueError(f"size must be a power of two >= 16, got {self.size}")
         if self.z_distribution not in ("normal", "uniform"):
             raise ValueError("z_distribution must be 'normal' or 'uniform'")
+        if self.content_code not in ("per_step", "shared"):
+            raise ValueError(f"content_code must be 'per_step' or 'shared', got {self.content_code!r}")
+        if self.arch == "tgan2" and self.content_code != "per_step":
+            raise ValueError("content_code applies to SAVGAN/3DGAN's first layer; tgan2 has its own latent path")
         if (self.arch == "tgan2") != (self.tgan2 is not None):
             raise ValueError("arch 'tgan2' needs a tgan2 spec, and only it may have one")
         if self.tgan2 is not None:
@@ -163,6 +172,8 @@ class ModelConfig:
         data = asdict(self)
         if data["tgan2"] is None:
             del data["tgan2"]  # SAVGAN/3DGAN manifests stay exactly as they were
+        if data["content_code"] == "per_step":
+            del data["content_code"]  # so do the paper recipe's
         return data
 
     @classmethod
@@ -284,6 +295,13 @@ class TrainConfig:
     ``ema_decay`` > 0 keeps a moving average of G's weights (model/ema.py) and exports it as
     the run's generator; 0, the paper's recipe, exports the last iterate.
 
+    ``identity_weight`` > 0 (SAVGAN/3DGAN, and only with data that has identity swaps) adds
+    identity-only negatives to D_V's objective: real clips whose content is replaced from a
+    random frame on by other content on the same motion, scored as fake with this weight,
+    with the gradient penalty also on real-negative interpolates (model/identity.py).
+    ``balance_every``: every that many steps G's gradient is split into its D_V and D_I
+    terms, and their norms and cosine are logged (0: never).
+
     The defaults are SAVGAN's; :func:`train_config_for` gives each family its own.
     """
 
@@ -303,6 +321,8 @@ class TrainConfig:
     adam_eps: float = 1e-8
     ema_decay: float = 0.0
     penalty_step: Literal["joint", "separate"] = "joint"
+    identity_weight: float = 0.0
+    balance_every: int = 10
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.n_critic < 1:
@@ -317,6 +337,10 @@ class TrainConfig:
             raise ValueError("image_lambda and gp_lambda must be >= 0")
         if self.penalty_step not in ("joint", "separate"):
             raise ValueError(f"penalty_step must be 'joint' or 'separate', got {self.penalty_step!r}")
+        if not 0.0 <= self.identity_weight <= 1.0:
+            raise ValueError("identity_weight must lie in [0, 1] (0: no identity-only negatives, the paper)")
+        if self.balance_every < 0:
+            raise ValueError("balance_every must be >= 0 (0: never measure the critics' balance)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay must lie in [0, 1) (0: no weight average)")
 
@@ -340,14 +364,49 @@ FAMILY_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def train_defaults(arch: str) -> dict[str, Any]:
-    """TrainConfig's defaults for ``arch``'s family, as a dict."""
+@dataclass(frozen=True)
+class Recipe:
+    """A named way to train: the first layer of G and the TrainConfig fields that differ from the paper's.
+
+    ``paper`` is SAVGAN as published. ``coherent`` (docs/RECIPES.md) is what the bundled
+    models and POST /train use: one content code per clip in G, identity-only negatives for
+    D_V, and lambda_i 5 instead of 50 so that D_I no longer cancels D_V's pull on G.
+    """
+
+    content_code: ContentCode
+    train: dict[str, Any]
+
+
+RECIPES: dict[str, Recipe] = {
+    "paper": Recipe("per_step", {}),
+    "coherent": Recipe("shared", {"identity_weight": 0.5, "image_lambda": 5.0}),
+}
+DEFAULT_RECIPE = "coherent"
+
+
+def recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}") from None
+
+
+def with_recipe(config: ModelConfig, name: str) -> ModelConfig:
+    """``config`` with the recipe's first layer; tgan2 has no such layer and is returned unchanged."""
+    if config.arch == "tgan2":
+        return config
+    return replace(config, content_code=recipe(name).content_code)
+
+
+def train_defaults(arch: str, recipe_name: str = "paper") -> dict[str, Any]:
+    """TrainConfig's defaults for ``arch``'s family under a recipe (tgan2 keeps its own objective), as a dict."""
     if arch not in FAMILY_TRAIN_DEFAULTS:
         raise ValueError(f"arch {arch!r} is not one of {ARCHS}")
-    return {**TrainConfig().to_dict(), **FAMILY_TRAIN_DEFAULTS[arch]}
+    changes = recipe(recipe_name).train if arch != "tgan2" else {}
+    return {**TrainConfig().to_dict(), **FAMILY_TRAIN_DEFAULTS[arch], **changes}
 
 
-def train_config_for(arch: str, **overrides: Any) -> TrainConfig:
-    """A TrainConfig with ``arch``'s family defaults; ``overrides`` whose value is None are ignored."""
+def train_config_for(arch: str, recipe_name: str = "paper", **overrides: Any) -> TrainConfig:
+    """A TrainConfig with ``arch``'s family and recipe defaults; ``overrides`` whose value is None are ignored."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    return TrainConfig.from_dict({**train_defaults(arch), **given})
+    return TrainConfig.from_dict({**train_defaults(arch, recipe_name), **given})

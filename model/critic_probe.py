@@ -10,6 +10,9 @@ changes every frame, so D_V's gradient is still mostly about something other tha
 That unit only exists while D_V scores content switching below real: a critic that has stopped
 objecting to it (seen on the simulator, where switching fields of view adds motion) gets no
 fakeness (NaN), and every kind's drop in units of the real clips' score spread still reads.
+With identity swaps (:func:`identity_swapped_clips`: the same motion, other content from the
+middle frame on) the probe also reports ``IDENTITY_KIND``, the measure the coherent recipe is
+judged by: its drop below real in real-score std (the paper recipe's bundled critic: 0.0).
 The generated clips are also scored with their middle frame frozen and with their frames
 shuffled: if freezing or shuffling makes them *less* fake, D_V objects to G's temporal
 dynamics more than to its frames.
@@ -37,6 +40,7 @@ from savgan.model.networks import sample_latents
 
 SWITCH_PERIODS = (8, 2, 1)
 REFERENCE_KIND = "content switch every 1"
+IDENTITY_KIND = "identity swap (same motion)"
 
 
 @dataclass(frozen=True)
@@ -113,11 +117,40 @@ def score_kinds(video_critic: nn.Module, kinds: dict[str, Tensor]) -> list[KindS
     ]
 
 
-def probe(source: Path, real: np.ndarray, others: np.ndarray, seed: int = 0) -> ProbeReport:
+def identity_swapped_clips(source: str, count: int, frames: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out real clips (K, T, H, W) and the same clips with other content on the same motion from frame T/2 on.
+
+    Moving MNIST: another digit of another label on the same trajectory; the simulator: other
+    tumour-cell textures on the same tracks (model/identity.py).
+    """
+    from savgan.model.identity import identity_negatives
+
+    if source == "mmnist":
+        from savgan.model.data.mmnist import MovingMNIST
+
+        dataset = MovingMNIST("heldout", length=frames, frame_size=size, num_sequences=count, seed=seed)
+        real = torch.from_numpy(dataset.videos(range(count)))[:, None]
+        swaps = torch.from_numpy(dataset.render([dataset.identity_swap(i) for i in range(count)]))[:, None]
+    elif source == "toc-sim":
+        from savgan.model.data.simulator import SimulatorDataset
+
+        sims = SimulatorDataset(num_videos=count, frames=frames, height=size, width=size, seed=seed + 1_000_003)
+        real = torch.stack([sims[i] for i in range(count)])
+        swaps = torch.stack([sims.identity_swap(i) for i in range(count)])
+    else:
+        raise ValueError(f"no identity swaps for {source!r}: mmnist or toc-sim")
+    switched_clips = identity_negatives(real, swaps, torch.full((count,), frames // 2))
+    return real[:, 0].numpy(), switched_clips[:, 0].numpy()
+
+
+def probe(
+    source: Path, real: np.ndarray, others: np.ndarray, seed: int = 0, swapped: np.ndarray | None = None
+) -> ProbeReport:
     """Probe the critics of the run folder or packed checkpoint ``source`` with real clips (K, T, H, W) in [-1, 1].
 
     ``real`` and ``others`` must be distinct clips of the run's clip length and size; the
     generated clips are the run's exported generator (its weight average when it keeps one).
+    ``swapped``: ``real`` with its content swapped on the same motion (:func:`identity_swapped_clips`).
     """
     manifest, tensors = ckpt.read_training_state(source)
     config = ModelConfig.from_dict(manifest["model_config"])
@@ -137,8 +170,14 @@ def probe(source: Path, real: np.ndarray, others: np.ndarray, seed: int = 0) -> 
     with torch.no_grad():
         z = sample_latents(config, real.shape[0], generator=torch.Generator().manual_seed(seed))
         generated = generator(z, landmark_generator=torch.Generator().manual_seed(seed)).float()
+    swapped_kind = {}
+    if swapped is not None:
+        if swapped.shape != real.shape:
+            raise ValueError(f"identity-swapped clips {swapped.shape} must match the real clips {real.shape}")
+        swapped_kind[IDENTITY_KIND] = torch.from_numpy(np.ascontiguousarray(swapped, dtype=np.float32))[:, None]
     kinds = {
         **crafted_kinds(real_t, others_t, seed),
+        **swapped_kind,
         "generated": generated,
         "generated, middle frame frozen": frozen(generated, config.frames // 2),
         "generated, frames shuffled": shuffled(generated, seed),

@@ -8,6 +8,10 @@ Shapes for the paper preset (SPEC section 3):
 G accepts a latent *sequence* (B, z_dim, L): its first layer is a temporal transposed
 convolution, so L latent steps give (L + 1) * frames/2 frames and neighbouring steps
 share frames. That is how videos longer than the trained clip stay continuous.
+
+``content_code`` chooses that first layer: ``per_step`` is the paper's (each of the two
+time taps has its own projection of z), ``shared`` projects z once for every tap and adds
+a learned per-tap embedding (:class:`SharedContentSeed`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,39 @@ class GeneratorStage(nn.Module):
         return x if self.attention is None else self.attention(x, landmark_generator)
 
 
+class SharedContentSeed(nn.Module):
+    """The first layer with one content code per latent step: the same projection P z feeds both time taps.
+
+    The paper's layer gives a one-step clip the two slots A0 z and A1 z, and in the trained
+    bundled model A0 and A1 measured nearly orthogonal (cosine 0.057): the start and the end
+    of a clip were drawn from two unrelated codes, and the digit changed between them. Here
+    slot t of a latent sequence is the sum over the taps k that reach it of P z_(t-k) + E_k,
+    so a one-step clip sees one content code in both slots and only the learned embeddings
+    E_0, E_1 tell the slots apart (the later layers turn code + phase into motion). It is a
+    transposed convolution whose taps share their weight, so latent sequences of any length
+    still overlap in the same way and long videos stay seamless.
+    """
+
+    def __init__(self, z_dim: int, channels: int) -> None:
+        super().__init__()
+        self.content = nn.Parameter(torch.empty(z_dim, channels, 1, 4, 4))
+        self.phase = nn.Parameter(torch.zeros(1, channels, 2, 4, 4))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        nn.init.kaiming_uniform_(self.content, a=5**0.5)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """z: (B, z_dim, L, 1, 1) -> (B, C, L + 1, 4, 4)."""
+        taps = self.content.expand(-1, -1, 2, -1, -1)
+        ones = z.new_ones(z.shape[0], 1, *z.shape[2:])
+        return nn.functional.conv_transpose3d(z, taps, self.bias) + nn.functional.conv_transpose3d(ones, self.phase)
+
+
+def first_layer(config: ModelConfig, channels: int) -> nn.Module:
+    if config.content_code == "shared":
+        return SharedContentSeed(config.z_dim, channels)
+    return nn.ConvTranspose3d(config.z_dim, channels, (2, 4, 4))
+
+
 class VideoGenerator(nn.Module):
     """G_V: a latent (sequence) to a video in [-1, 1]."""
 
@@ -55,7 +92,7 @@ class VideoGenerator(nn.Module):
         self.config = config
         channels = config.g_conv_dim * 2 ** (config.upsamplings - 1)
         self.seed = nn.Sequential(
-            nn.ConvTranspose3d(config.z_dim, channels, (2, 4, 4)),
+            first_layer(config, channels),
             nn.InstanceNorm3d(channels),
             nn.ReLU(),
         )

@@ -28,6 +28,7 @@ from savgan.model import checkpoint as ckpt
 from savgan.model.config import ModelConfig, TrainConfig
 from savgan.model.ema import WeightAverage
 from savgan.model.family import family_of
+from savgan.model.identity import identity_negatives, negatives_per_batch, switch_frames
 from savgan.model.layout import LOG, LOSSES, SAMPLES
 from savgan.model.losses import (
     CriticLoss,
@@ -76,6 +77,22 @@ class TrainResult:
     losses: dict[str, float] = field(default_factory=dict)
 
 
+def shared_content_weights(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A paper-recipe generator's weights for a shared-content first layer: P = (A0 + A1) / 2, no phase yet.
+
+    So the coherent recipe can fine-tune a model trained with the paper's first layer; a
+    generator that already has a shared layer is returned unchanged.
+    """
+    if "seed.0.weight" not in tensors:
+        return tensors
+    converted = {k: v for k, v in tensors.items() if not k.startswith("seed.0.")}
+    weight = tensors["seed.0.weight"]
+    converted["seed.0.content"] = weight.mean(dim=2, keepdim=True)
+    converted["seed.0.phase"] = torch.zeros(1, *weight.shape[1:], dtype=weight.dtype)
+    converted["seed.0.bias"] = tensors["seed.0.bias"]
+    return converted
+
+
 def derive_seed(seed: int, index: int) -> int:
     return (seed * STEP_SEED_STRIDE + index) % (2**63 - 1)
 
@@ -96,7 +113,11 @@ class Trainer:
         data_description: str,
         device: str | torch.device = "cpu",
         physical: dict[str, float] | None = None,
+        swaps: Tensor | None = None,
     ) -> None:
+        """``swaps``: for each clip of ``bank``, the same motion with other content (identity-only negatives)."""
+        if swaps is not None and swaps.shape != bank.shape:
+            raise ValueError(f"identity swaps {tuple(swaps.shape)} must match the training clips {tuple(bank.shape)}")
         if bank.dim() != 5 or bank.shape[1] != model_config.channels:
             raise ValueError(f"training videos must be (N, {model_config.channels}, T, H, W), got {tuple(bank.shape)}")
         if bank.shape[2] < model_config.frames or bank.shape[-1] != model_config.size or bank.shape[-2] != model_config.size:
@@ -108,6 +129,7 @@ class Trainer:
         self.train_config = train_config
         self.device = torch.device(device)
         self.bank = bank
+        self.swaps = swaps if train_config.identity_weight > 0 and model_config.arch != "tgan2" else None
         self.run_dir = Path(run_dir)
         self.data_description = data_description
         self.physical = physical or {}
@@ -147,11 +169,22 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _real_batch(self, frames: int) -> Tensor:
+    @property
+    def identity_negatives_on(self) -> bool:
+        """Whether D_V trains on identity-only negatives: the recipe asks for them and the data has swaps."""
+        return self.swaps is not None
+
+    def _real_batch(self, frames: int) -> tuple[Tensor, Tensor | None]:
+        """Real clips and, when identity negatives are on, the first few of them with their content swapped from a random frame."""
         index = torch.randint(self.bank.shape[0], (self.train_config.batch_size,))
         offsets = torch.randint(self.bank.shape[2] - frames + 1, (self.train_config.batch_size,))
-        clips = [self.bank[i, :, o : o + frames] for i, o in zip(index.tolist(), offsets.tolist())]
-        return torch.stack(clips).to(self.device, non_blocking=True)
+        picks = list(zip(index.tolist(), offsets.tolist()))
+        clips = torch.stack([self.bank[i, :, o : o + frames] for i, o in picks]).to(self.device, non_blocking=True)
+        if self.swaps is None:
+            return clips, None
+        picks = picks[: negatives_per_batch(len(picks))]
+        swaps = torch.stack([self.swaps[i, :, o : o + frames] for i, o in picks]).to(self.device, non_blocking=True)
+        return clips, identity_negatives(clips[: len(picks)], swaps, switch_frames(len(picks), frames).to(self.device))
 
     def iteration(self) -> dict[str, float]:
         """One generator iteration of the family's objective, then the weight average's update."""
@@ -174,20 +207,26 @@ class Trainer:
         for critic in (self.video_critic, self.image_critic):
             critic.requires_grad_(True)
         for _ in range(cfg.n_critic):
-            real = self._real_batch(frames)
+            real, negatives = self._real_batch(frames)
             z = sample_latents(self.model_config, cfg.batch_size, latent_steps).to(self.device)
             with torch.no_grad(), self._autocast():
                 fake = self.generator(z).float()
-            video, image = self._critic_update(real, fake)
+            video, image, identity = self._critic_update(real, fake, negatives)
         for critic in (self.video_critic, self.image_critic):
             critic.requires_grad_(False)
         z = sample_latents(self.model_config, cfg.batch_size, latent_steps).to(self.device)
-        with self._autocast():
-            loss_g = generator_loss(self.video_critic, self.image_critic, self.generator(z), cfg.image_lambda)
         self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        balance: dict[str, float] = {}
+        if cfg.balance_every and self.step % cfg.balance_every == 0:
+            loss_g, balance = self._generator_backward_measured(z)
+        else:
+            with self._autocast():
+                loss_g = generator_loss(self.video_critic, self.image_critic, self.generator(z), cfg.image_lambda)
+            loss_g.backward()
         self.opt_g.step()
         return {
+            **identity,
+            **balance,
             "wasserstein_video": video.wasserstein,
             "wasserstein_image": image.wasserstein,
             "gp_video": video.penalty,
@@ -232,27 +271,83 @@ class Trainer:
             self.snapshot()
         return TrainResult(self.step, stopped, dict(self.latest))
 
-    def _critic_update(self, real: Tensor, fake: Tensor) -> tuple[CriticLoss, CriticLoss]:
-        """One update of D_V and D_I (on one random frame per video), as ``penalty_step`` says."""
+    def _generator_backward_measured(self, z: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """G's backward with its gradient split into the D_V and D_I terms, whose norms and cosine go to the log.
+
+        At lambda_i 20 the paper recipe measured cosine -0.31: D_I's term cancelled about 95 %
+        of D_V's pull along D_V's direction. ``along_video`` is that component of D_I's term
+        (negative: it works against D_V) over the norm of D_V's term.
+        """
+        params = [p for p in self.generator.parameters() if p.requires_grad]
+        with self._autocast():
+            fake = self.generator(z)
+            video_term = -self.video_critic(fake).mean()
+            image_term = -self.train_config.image_lambda * self.image_critic(random_frames(fake)).mean()
+        video_grads = torch.autograd.grad(video_term, params, retain_graph=True, allow_unused=True)
+        image_grads = torch.autograd.grad(image_term, params, allow_unused=True)
+        video_flat = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(video_grads, params)])
+        image_flat = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(image_grads, params)])
+        video_norm, image_norm = float(video_flat.norm()), float(image_flat.norm())
+        cosine = float(torch.dot(video_flat, image_flat)) / max(video_norm * image_norm, 1e-30)
+        balance = {
+            "grad_norm_video": video_norm,
+            "grad_norm_image": image_norm,
+            "grad_cosine": cosine,
+            "image_along_video": cosine * image_norm / max(video_norm, 1e-30),
+        }
+        for param, gv, gi in zip(params, video_grads, image_grads):
+            parts = [g for g in (gv, gi) if g is not None]
+            param.grad = sum(parts) if parts else None
+        return (video_term + image_term).detach(), balance
+
+    def _critic_update(
+        self, real: Tensor, fake: Tensor, negatives: Tensor | None
+    ) -> tuple[CriticLoss, CriticLoss, dict[str, float]]:
+        """One update of D_V and D_I (on one random frame per video), as ``penalty_step`` says.
+
+        With identity negatives D_V also maximises w (E[D_V(real)] - E[D_V(negative)]) and
+        its gradient penalty also covers real-negative interpolates (model/identity.py).
+        """
         cfg = self.train_config
         if cfg.penalty_step == "joint":
             with self._autocast():
-                video = critic_loss(self.video_critic, real, fake, cfg.gp_lambda)
+                gap, identity_gap = self._video_gaps(real, fake, negatives)
+                penalty = self._video_penalty(real, fake, negatives)
                 image = critic_loss(self.image_critic, random_frames(real), random_frames(fake), cfg.gp_lambda)
-            self._critic_step(video.loss + image.loss)
-            return video, image
-        frames = random_frames(real), random_frames(fake)
-        with self._autocast():
-            gaps = wasserstein_gap(self.video_critic, real, fake), wasserstein_gap(self.image_critic, *frames)
-        self._critic_step(-(gaps[0] + gaps[1]))
-        with self._autocast():
-            penalties = gradient_penalty(self.video_critic, real, fake), gradient_penalty(self.image_critic, *frames)
-        self._critic_step(cfg.gp_lambda * (penalties[0] + penalties[1]))
-        video, image = (
-            CriticLoss((cfg.gp_lambda * penalty - gap).detach(), gap.item(), penalty.item())
-            for gap, penalty in zip(gaps, penalties)
+            self._critic_step(cfg.gp_lambda * penalty - gap - cfg.identity_weight * identity_gap + image.loss)
+        else:
+            frames = random_frames(real), random_frames(fake)
+            with self._autocast():
+                gap, identity_gap = self._video_gaps(real, fake, negatives)
+                image_gap = wasserstein_gap(self.image_critic, *frames)
+            self._critic_step(-(gap + image_gap + cfg.identity_weight * identity_gap))
+            with self._autocast():
+                penalty = self._video_penalty(real, fake, negatives)
+                image_penalty = gradient_penalty(self.image_critic, *frames)
+            self._critic_step(cfg.gp_lambda * (penalty + image_penalty))
+            image = CriticLoss((cfg.gp_lambda * image_penalty - image_gap).detach(), image_gap.item(), image_penalty.item())
+        video = CriticLoss((cfg.gp_lambda * penalty - gap).detach(), gap.item(), penalty.item())
+        identity = {"identity_gap_video": identity_gap.item()} if negatives is not None else {}
+        return video, image, identity
+
+    def _video_gaps(self, real: Tensor, fake: Tensor, negatives: Tensor | None) -> tuple[Tensor, Tensor]:
+        """D_V's Wasserstein estimate, and its identity gap on the first len(negatives) real clips (0 without negatives).
+
+        With negatives, one forward scores real, fake and negative clips together.
+        """
+        if negatives is None:
+            return wasserstein_gap(self.video_critic, real, fake), torch.zeros((), device=real.device)
+        scores = self.video_critic(torch.cat([real, fake, negatives]))
+        real_scores, fake_scores, negative_scores = scores.split([len(real), len(fake), len(negatives)])
+        return real_scores.mean() - fake_scores.mean(), real_scores[: len(negatives)].mean() - negative_scores.mean()
+
+    def _video_penalty(self, real: Tensor, fake: Tensor, negatives: Tensor | None) -> Tensor:
+        """D_V's gradient penalty on real-fake interpolates, and with negatives on real-negative ones too."""
+        if negatives is None:
+            return gradient_penalty(self.video_critic, real, fake)
+        return gradient_penalty(
+            self.video_critic, torch.cat([real, real[: len(negatives)]]), torch.cat([fake, negatives])
         )
-        return video, image
 
     def _critic_step(self, loss: Tensor) -> None:
         self.opt_dv.zero_grad(set_to_none=True)
@@ -281,6 +376,7 @@ class Trainer:
             "data": self.data_description,
             "physical": self.physical,
             "base_model": self.base_model,
+            "identity_negatives": self.identity_negatives_on,
             "losses": self.latest,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -305,7 +401,12 @@ class Trainer:
 
     @classmethod
     def resume(
-        cls, run_dir: Path, bank: Tensor, device: str | torch.device = "cpu", **changes: int | float | None
+        cls,
+        run_dir: Path,
+        bank: Tensor,
+        device: str | torch.device = "cpu",
+        swaps: Tensor | None = None,
+        **changes: int | float | None,
     ) -> Trainer:
         """Rebuild a run from its folder, with the settings of RESUME_CHANGES that are not None changed.
 
@@ -327,6 +428,7 @@ class Trainer:
             manifest["data"],
             device,
             manifest.get("physical"),
+            swaps,
         )
         trainer.base_model = manifest.get("base_model")
         trainer.load_state(manifest)
@@ -335,6 +437,8 @@ class Trainer:
     def load_weights(self, model_dir: Path, label: str) -> None:
         """Fine-tuning: start from another model's networks (critics too when it has them), at step 0."""
         tensors = ckpt.load_tensors(Path(model_dir) / ckpt.GENERATOR_WEIGHTS)
+        if self.model_config.content_code == "shared":
+            tensors = shared_content_weights(tensors)
         self.generator.load_state_dict({k: v.to(self.device) for k, v in tensors.items()})
         if self.average is not None:
             self.average.reset(self.generator)

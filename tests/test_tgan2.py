@@ -300,7 +300,7 @@ def test_cli_train_arch_tgan2_uses_its_preset_and_defaults(tmp_path, monkeypatch
 
     class Data:
         bank = torch.rand(6, 1, 24, 32, 32) * 2 - 1
-        description, physical = "random", {}
+        description, physical, swaps = "random", {}, None
 
     monkeypatch.setattr(sources, "load_training_data", lambda *a, **k: Data())
     run_dir = tmp_path / "run"

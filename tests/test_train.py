@@ -91,8 +91,11 @@ def test_hooks_report_progress_and_stop_with_a_checkpoint(tmp_path):
 
 
 def test_critic_fakes_carry_no_generator_gradient(tmp_path):
-    """The critics' fakes are made without a graph: one generator backward per step, not six."""
-    trainer = Trainer(TINY, tiny_config(steps=1), tiny_bank(), tmp_path / "g", "random")
+    """The critics' fakes are made without a graph: one generator backward per step, not six.
+
+    (With the balance measured, the step's generator backward is split in two on purpose.)
+    """
+    trainer = Trainer(TINY, tiny_config(steps=1, balance_every=0), tiny_bank(), tmp_path / "g", "random")
     calls = 0
 
     def count_backward(module, grad_input, grad_output):

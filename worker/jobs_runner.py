@@ -292,7 +292,7 @@ def _upload_checkpoint(ctx: Context, job_id: str, run_dir: Path) -> None:
 
 
 def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
-    from savgan.model.config import ModelConfig, preset, train_config_for
+    from savgan.model.config import ModelConfig, preset, train_config_for, with_recipe
     from savgan.model.data.sources import load_training_data
     from savgan.model.train import Trainer, TrainHooks
 
@@ -314,9 +314,11 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
         elif request.base_model:
             base = ctx.models.resolve(record.owner, request.base_model)
             base_dir, base_spec = ctx.models.fetch(base, ctx.settings.worker_model_cache_dir), base.spec
-            config = ModelConfig.from_dict(json.loads((base_dir / MANIFEST).read_text())["model_config"])
+            config = with_recipe(
+                ModelConfig.from_dict(json.loads((base_dir / MANIFEST).read_text())["model_config"]), request.recipe
+            )
         else:
-            config = preset(request.preset)
+            config = with_recipe(preset(request.preset), request.recipe)
         reporter.update(0, request.steps, "cutting training patches")
         data = load_training_data(
             [str(p) for p in paths], config, count=0, seed=request.seed, show_progress=False, patch_method=request.patch_method
@@ -325,8 +327,9 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
         if resumed:
             trainer = Trainer.resume(run_dir, data.bank, device, steps=request.steps)
         else:
-            train_config = train_config_for(  # the family's defaults where the request leaves them out
+            train_config = train_config_for(  # the family's and recipe's defaults where the request leaves them out
                 config.arch,
+                request.recipe,
                 steps=request.steps,
                 batch_size=request.batch_size,
                 lr_g=request.lr_g,

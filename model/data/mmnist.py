@@ -12,7 +12,7 @@ fractions of a pixel. Every sequence is a pure function of (seed, index).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -145,6 +145,27 @@ class MovingMNIST(Dataset[torch.Tensor]):
             velocity=velocity,
             frame_size=self.frame_size,
         )
+
+    def identity_swap(self, index: int) -> SequenceSpec:
+        """Sequence ``index``'s trajectory carrying another digit of another label: an identity-only negative.
+
+        The other digit depends only on (seed, index), like the sequence itself.
+        """
+        spec = self.spec(index)
+        rng = np.random.default_rng([self.seed, index, 1])
+        while True:
+            other = int(rng.integers(len(self._digits)))
+            if int(self._digits.labels[other]) != spec.label:
+                break
+        return replace(spec, digit_index=other, label=int(self._digits.labels[other]))
+
+    def identity_swaps(self) -> torch.Tensor:
+        """(N, 1, T, H, W): every sequence re-rendered with :meth:`identity_swap`'s digit, in index order."""
+        swaps = [
+            self.render([self.identity_swap(i) for i in range(start, min(start + _RENDER_BATCH, len(self)))])
+            for start in range(0, len(self), _RENDER_BATCH)
+        ]
+        return torch.from_numpy(np.concatenate(swaps)).unsqueeze(1)
 
     def videos(self, indices: Sequence[int]) -> np.ndarray:
         """Videos (B, T, H, W) float32 for several indices in one vectorised render."""

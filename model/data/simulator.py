@@ -75,14 +75,25 @@ class SimulationFiles:
 
 
 def simulate(
-    frames: int, height: int, width: int, seed: int, params: SimulatorParams = SimulatorParams()
+    frames: int,
+    height: int,
+    width: int,
+    seed: int,
+    params: SimulatorParams = SimulatorParams(),
+    texture_seed: int | None = None,
 ) -> SimulatedVideo:
-    """One simulated video; the same arguments always give the same arrays."""
+    """One simulated video; the same arguments always give the same arrays.
+
+    ``texture_seed`` redraws only the tumour cells' textures: the same tracks, shapes, gel,
+    illumination and camera noise with other cells' content (an identity-only negative).
+    """
     _check_request(frames, height, width, seed)
     rng = np.random.default_rng(seed)
     cells = simulate_cells(frames, height, width, params, rng)
     n_tumour = int(np.sum(cells.kind != TCELL))
     textures = cell_textures(n_tumour, rng)
+    if texture_seed is not None:
+        textures = cell_textures(n_tumour, np.random.default_rng([seed, texture_seed]))
     px = params.pixel_size_um
     pad = _canvas_pad(cells, params)
     view = ViewBox(top=pad, left=pad, height=height, width=width)
@@ -223,6 +234,12 @@ class SimulatorDataset(Dataset[torch.Tensor]):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return torch.from_numpy(scale_to_unit_range(self.simulation(index).video)).unsqueeze(0)
+
+    def identity_swap(self, index: int) -> torch.Tensor:
+        """Item ``index`` with other cell textures on the same tracks, scaled as items are."""
+        c = self.config
+        sim = simulate(c.frames, c.height, c.width, self.video_seed(index), c.params, texture_seed=1)
+        return torch.from_numpy(scale_to_unit_range(sim.video)).unsqueeze(0)
 
 
 def save_simulation(sim: SimulatedVideo, out_dir: Path, stem: str) -> SimulationFiles:

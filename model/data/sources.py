@@ -6,6 +6,13 @@ training set is rendered once into a bank of clips (N, 1, T, H, W), as the paper
 fixed datasets (2225 MMNIST, 1224 TOC clips) were. Clips are one latent step longer
 than the model's trained length, for the variable-length training that keeps long
 videos continuous.
+
+With ``identity_swaps`` the built-in sources also render, for every clip, the same motion
+with other content (model/identity.py): Moving MNIST another digit of another label on
+the same trajectory, the simulator other tumour-cell textures on the same tracks. A user's
+recordings have no such twin (nothing knows which content to swap without segmenting
+them), so fine-tuning on recordings trains without identity negatives and relies on the
+shared content code of a base model trained with them.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class TrainingData:
     description: str
     pixel_size_um: float
     frame_interval_s: float
+    swaps: torch.Tensor | None = None  # (N, 1, T, H, W): each clip's motion with other content
 
     @property
     def physical(self) -> dict[str, float]:
@@ -53,10 +61,12 @@ def load_training_data(
     seed: int = 0,
     show_progress: bool = True,
     patch_method: Literal["flow", "grid"] = "flow",
+    identity_swaps: bool = False,
 ) -> TrainingData:
     """``sources``: one built-in name (``mmnist``, ``toc-sim``) or recording file paths.
 
     ``patch_method`` chooses how recordings are cut: around moving cells, or on a grid.
+    ``identity_swaps``: also render each built-in clip's identity swap (ignored for recordings).
     """
     if not sources:
         raise ValueError(f"no training data given: name one of {', '.join(BUILTIN_SOURCES)} or recording files")
@@ -66,7 +76,8 @@ def load_training_data(
 
         dataset = MovingMNIST("train", length=frames, frame_size=config.size, num_sequences=count, seed=seed)
         description = f"Moving MNIST (train digits), {count} clips of {frames}x{config.size}x{config.size}, seed {seed}"
-        return TrainingData(bank_from_dataset(dataset, show_progress), description, 1.0, 1.0)
+        swaps = dataset.identity_swaps() if identity_swaps else None
+        return TrainingData(bank_from_dataset(dataset, show_progress), description, 1.0, 1.0, swaps)
     if len(sources) == 1 and sources[0] == "toc-sim":
         from savgan.model.data.simulator import SimulatorDataset, SimulatorParams
 
@@ -75,8 +86,14 @@ def load_training_data(
         description = (
             f"tumour-on-chip simulator, {count} clips of {frames}x{config.size}x{config.size}, seed {seed}"
         )
+        swaps = None
+        if identity_swaps:
+            swaps = torch.stack([
+                dataset.identity_swap(i)
+                for i in tqdm(range(count), desc="render identity swaps", unit="clip", disable=not show_progress)
+            ])
         return TrainingData(
-            bank_from_dataset(dataset, show_progress), description, params.pixel_size_um, params.frame_interval_s
+            bank_from_dataset(dataset, show_progress), description, params.pixel_size_um, params.frame_interval_s, swaps
         )
     unknown = [s for s in sources if s in BUILTIN_SOURCES or not Path(s).exists()]
     if unknown:

@@ -30,14 +30,15 @@ from savgan.model import registry
 from savgan.model.generate import check_frames, generate_videos
 from savgan.model.metrics import aacd as aacd_metric
 from savgan.model.metrics import cosine, fd_own, flips
+from savgan.model.metrics.identity import identity_persistence
 from savgan.model.metrics.classifier import classifier_card, load_classifier
 from savgan.model.metrics.features import frame_outputs
 from savgan.model.metrics.i3d import MIN_FRAMES
 
-METRICS = ("aacd", "flips", "cosTS", "fd-own", "fvd")
-DEFAULT_METRICS = ("aacd", "flips", "cosTS", "fd-own")  # fvd needs the optional I3D weights
-DIGIT_METRICS = ("flips", "cosTS")
-CLASSIFIER_METRICS = ("flips", "cosTS", "fd-own")
+METRICS = ("aacd", "flips", "cosTS", "identity", "fd-own", "fvd")
+DEFAULT_METRICS = ("aacd", "flips", "cosTS", "identity", "fd-own")  # fvd needs the optional I3D weights
+DIGIT_METRICS = ("flips", "cosTS", "identity")
+CLASSIFIER_METRICS = ("flips", "cosTS", "identity", "fd-own")
 REAL_SOURCES = ("mmnist", "toc-sim")
 CLASSIFIER_FRAME_SIZE = 32
 REFERENCE_SEED_OFFSET = 1_000_003  # simulator reference videos never share the training seed
@@ -50,6 +51,10 @@ DEFINITIONS = {
     "aacd": f"mean |mean intensity(t+1) - mean intensity(t)| per video, intensities on {aacd_metric.INTENSITY_SCALE}; lower is better",
     "flips": "changes of the classifier's predicted digit along each sequence, averaged; lower is better",
     "cosTS": "mean cosine similarity of consecutive frames' 512-d classifier features; higher is better",
+    "identity": (
+        "share of clips whose most frequent digit over the first quarter of the frames is the one over the last "
+        "quarter (model/metrics/identity.py); real data ~1.0, chance ~0.14; higher is better; see standard_errors"
+    ),
     "fd-own": (
         f"Frechet distance on our classifier's features ({fd_own.FEATURES}), to the held-out reference set; "
         "NOT FVD; on simulator videos the Moving-MNIST network is only a generic frame-feature extractor"
@@ -169,6 +174,7 @@ def evaluate(
     result_model: dict[str, float | None] = {}
     result_real: dict[str, float | None] = {}
     flip_rates: dict[str, list[float]] | None = None
+    standard_errors: dict[str, dict[str, float]] = {}
     classifier_info: dict[str, Any] | None = None
     if any(m in computed for m in CLASSIFIER_METRICS):
         classifier = load_classifier(CLASSIFIER_FRAME_SIZE).to(device)
@@ -186,6 +192,10 @@ def evaluate(
         if "cosTS" in computed:
             result_model["cosTS"] = cosine.cosine_ts(out["model"].features)
             result_real["cosTS"] = cosine.cosine_ts(out["reference"].features)
+        if "identity" in computed:
+            persistence = {name: identity_persistence(out[key].labels) for name, key in (("model", "model"), ("real", "reference"))}
+            result_model["identity"], result_real["identity"] = persistence["model"].share, persistence["real"].share
+            standard_errors["identity"] = {name: p.standard_error for name, p in persistence.items()}
         if "fd-own" in computed:
             result_model["fd-own"] = fd_own.fd_own(out["reference"].features, out["model"].features)
             result_real["fd-own"] = fd_own.fd_own(out["reference"].features, out["training_like"].features)
@@ -209,6 +219,7 @@ def evaluate(
         },
         "skipped": skipped,
         "flip_rate_by_transition": flip_rates,
+        "standard_errors": standard_errors,
         "real_data": {
             "source": source,
             "reference": sets.reference_description,
@@ -253,7 +264,16 @@ def format_table(result: dict[str, Any]) -> str:
         return "-" if value is None else f"{value:.4g}"
 
     rows = [("metric", "model", "real data", "paper SAVGAN")]
-    rows += [(m, cell(v["model"]), cell(v["real"]), cell(v["paper_savgan"])) for m, v in result["metrics"].items()]
+    errors = result.get("standard_errors", {})
+
+    def with_error(metric: str, side: str, value: float | None) -> str:
+        error = errors.get(metric, {}).get(side)
+        return cell(value) if error is None or value is None else f"{value:.3f} ± {error:.3f}"
+
+    rows += [
+        (m, with_error(m, "model", v["model"]), with_error(m, "real", v["real"]), cell(v["paper_savgan"]))
+        for m, v in result["metrics"].items()
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(text.ljust(w) for text, w in zip(row, widths)) for row in rows]
     return "\n".join(lines)
