@@ -146,6 +146,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def export(args: argparse.Namespace) -> dict[str, Any]:
+    """A model folder from a run: what ships bundled and what ``--base`` fine-tunes from, critics included."""
+    copied = registry.copy_model_files(args.run, args.out)
+    return {"model": str(args.out), "files": copied}
+
+
 def simulate(args: argparse.Namespace) -> dict[str, Any]:
     from savgan.model.data.simulator import SimulatorParams, save_simulation, simulate as run_simulation
 

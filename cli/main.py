@@ -1,4 +1,4 @@
-"""The ``savgan`` command: generate, train, simulate, models, evaluate."""
+"""The ``savgan`` command: generate, train, pack, export, simulate, models, evaluate."""
 
 from __future__ import annotations
 
@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     pack = sub.add_parser("pack", help="pack a run folder into one resumable file (to carry or commit)")
     pack.add_argument("--run", type=Path, required=True)
     pack.add_argument("--out", type=Path, required=True)
+
+    export = sub.add_parser("export", help="write a run's model folder (generator, bf16 critics, manifest, pictures)")
+    export.add_argument("--run", type=Path, required=True, help="run folder")
+    export.add_argument("--out", type=Path, required=True, help="model folder, e.g. model/bundled/mmnist")
 
     sim = sub.add_parser("simulate", help="simulated tumour-on-chip videos with ground truth")
     sim.add_argument("--frames", type=int, default=32)

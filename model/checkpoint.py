@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from savgan.model.atomic import atomic_path
-from savgan.model.layout import GENERATOR_WEIGHTS, LOG, MANIFEST, TRAINING_STATE
+from savgan.model.layout import CRITIC_WEIGHTS, GENERATOR_WEIGHTS, LOG, MANIFEST, TRAINING_STATE
 
 # Training-state prefix of the generator's weight average (model/ema.py), which a run exports
 # instead of G's last iterate when it keeps one.
@@ -109,7 +109,7 @@ def load_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[
 
 
 def module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
+    return module_prefixed(prefix, module.state_dict())
 
 
 def _strip_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -167,14 +167,31 @@ def packed_manifest(packed_file: Path) -> dict[str, Any]:
 
 
 def read_training_state(source: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Manifest and float32 training state of a run folder or of :func:`pack_run`'s file.
+    """Manifest and float32 training state of a run folder, a model folder or :func:`pack_run`'s file.
 
-    Lets tools that inspect the critics (bench/critic_probe.py) read a committed checkpoint
-    without unpacking it into a run folder first.
+    Lets tools that inspect the critics (bench/critic_probe.py) read a packed checkpoint
+    without unpacking it, or a bundled model folder, whose critics are its ``critics.safetensors``
+    and whose G is its generator (no optimiser state).
     """
     source = Path(source)
-    tensors = load_tensors(source / TRAINING_STATE if source.is_dir() else source)
+    if source.is_dir() and not (source / TRAINING_STATE).exists() and (source / CRITIC_WEIGHTS).exists():
+        tensors = {**load_tensors(source / CRITIC_WEIGHTS), **module_prefixed("G", load_tensors(source / GENERATOR_WEIGHTS))}
+    else:
+        tensors = load_tensors(source / TRAINING_STATE if source.is_dir() else source)
     return run_manifest(source), {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in tensors.items()}
+
+
+def module_prefixed(prefix: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v for k, v in state.items()}
+
+
+def critic_tensors(critics: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+    """Every critic's weights under its prefix (DV, DI, ...), in bf16: for :data:`CRITIC_WEIGHTS`."""
+    return {
+        key: value.to(torch.bfloat16) if value.is_floating_point() else value
+        for prefix, critic in critics.items()
+        for key, value in module_tensors(prefix, critic).items()
+    }
 
 
 def run_manifest(source: Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import torch
 from savgan.model import checkpoint as ckpt
 from savgan.model.config import ModelConfig, preset
 from savgan.model.family import build_generator
-from savgan.model.layout import BUNDLED_ROOT, LOSSES, SAMPLES
+from savgan.model.layout import BUNDLED_ROOT, MODEL_FILES
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 INIT_PREFIX = "init:"
@@ -133,6 +133,24 @@ def load_generator(record: ModelRecord, device: str | torch.device = "cpu") -> t
     return generator.to(device).eval()
 
 
+def copy_model_files(run_dir: Path, target: Path) -> list[str]:
+    """Copy what a model folder carries (layout.MODEL_FILES) from a run folder; the names copied.
+
+    A model folder is what ``--base`` fine-tunes from and what ships bundled: the generator,
+    the critics in bf16, the manifest and the pictures, without the optimiser state.
+    """
+    run_dir, target = Path(run_dir), Path(target)
+    if not (run_dir / ckpt.MANIFEST).exists() or not (run_dir / ckpt.GENERATOR_WEIGHTS).exists():
+        raise FileNotFoundError(f"{run_dir} is not a run folder: it needs {ckpt.MANIFEST} and {ckpt.GENERATOR_WEIGHTS}")
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for item in MODEL_FILES:
+        if (run_dir / item).exists():
+            shutil.copy2(run_dir / item, target / item)
+            copied.append(item)
+    return copied
+
+
 def install(run_dir: Path, name: str, root: Path | None = None) -> ModelRecord:
     """Copy a run's generator, manifest and samples into the models root as the next version."""
     check_name(name)
@@ -142,8 +160,6 @@ def install(run_dir: Path, name: str, root: Path | None = None) -> ModelRecord:
     target = folder / version
     staging = folder / f".{version}.partial"
     staging.mkdir(parents=True, exist_ok=False)
-    for item in (ckpt.MANIFEST, ckpt.GENERATOR_WEIGHTS, SAMPLES, LOSSES):
-        if (Path(run_dir) / item).exists():
-            shutil.copy2(Path(run_dir) / item, staging / item)
+    copy_model_files(run_dir, staging)
     staging.rename(target)
     return _record(name, version, target, "installed")

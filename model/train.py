@@ -393,6 +393,7 @@ class Trainer:
             tensors.update(opt_tensors)
         ckpt.save_tensors(self.run_dir / ckpt.TRAINING_STATE, tensors)
         ckpt.save_tensors(self.run_dir / ckpt.GENERATOR_WEIGHTS, self.exported_generator.state_dict())
+        ckpt.save_tensors(self.run_dir / ckpt.CRITIC_WEIGHTS, ckpt.critic_tensors(self.critics))
         manifest = self.manifest()
         manifest["optimizers"] = groups
         if self.average is not None:
@@ -435,7 +436,10 @@ class Trainer:
         return trainer
 
     def load_weights(self, model_dir: Path, label: str) -> None:
-        """Fine-tuning: start from another model's networks (critics too when it has them), at step 0."""
+        """Fine-tuning: start from another model's networks (critics too when it has them), at step 0.
+
+        Critics come from a run's training state, or from a model folder's bf16 critics file.
+        """
         tensors = ckpt.load_tensors(Path(model_dir) / ckpt.GENERATOR_WEIGHTS)
         if self.model_config.content_code == "shared":
             tensors = shared_content_weights(tensors)
@@ -443,8 +447,10 @@ class Trainer:
         if self.average is not None:
             self.average.reset(self.generator)
         state_path = Path(model_dir) / ckpt.TRAINING_STATE
+        if not state_path.exists():
+            state_path = Path(model_dir) / ckpt.CRITIC_WEIGHTS
         if state_path.exists():
-            state = {k: v.to(self.device) for k, v in ckpt.load_tensors(state_path).items()}
+            state = {k: v.to(self.device, torch.float32) for k, v in ckpt.load_tensors(state_path).items()}
             for prefix, critic in self.critics.items():
                 ckpt.load_module(prefix, critic, state)
         self.base_model = label

@@ -114,7 +114,7 @@ def test_probe_refuses_clips_of_the_wrong_shape(tmp_path):
 def test_the_bundled_runs_critic_ranks_content_switching_by_how_often_it_happens(one_torch_thread):
     """A loaded, trained D_V: another real clip scores like real; switching more often scores worse."""
     clips = real_sets("mmnist", 64, 16, 32, 0, False).reference
-    report = probe(ROOT / "checkpoints" / "mmnist-ft20.safetensors", clips[:32], clips[32:])
+    report = probe(ROOT / "model" / "bundled" / "mmnist", clips[:32], clips[32:])
     fakeness = {s.kind: s.fakeness for s in report.scores}
     assert abs(fakeness["other real"]) < 0.3
     assert 0 < fakeness["content switch every 8"] < fakeness["content switch every 2"] < fakeness[REFERENCE_KIND] == 1.0
