@@ -14,6 +14,7 @@ bench/results/train_step-<date>.json (one file per run). All cases take about ha
     /tmp/quiet-bench python bench/train_step.py --cases plain-paper-b1 ours-paper-b1
     /tmp/quiet-bench python bench/train_step.py --cases ours-paper-b1 ours-paper-b8 ours-cpu-b8 --threads 1 2 --iterations 1
     /tmp/quiet-bench python bench/train_step.py --profile ours-paper-b8
+    python bench/train_step.py --cases ours-cpu-b8 ours-cpu-b8-coherent --threads 1 --iterations 10   # the recipe's cost
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import torch
 from plain_reference import PlainReferenceTrainer
 from torch.profiler import ProfilerActivity, profile
 
-from savgan.model.config import TrainConfig, preset
+from savgan.model.config import preset, train_config_for, with_recipe
 from savgan.model.train import Trainer
 
 RESULTS = Path(__file__).parent / "results"
@@ -53,10 +54,12 @@ class Case:
     impl: str  # "ours" or "plain"
     preset: str
     batch: int
+    recipe: str = "paper"  # model/config.py RECIPES; "coherent" adds identity negatives and the shared seed
 
     @property
     def name(self) -> str:
-        return f"{self.impl}-{self.preset}-b{self.batch}"
+        suffix = "" if self.recipe == "paper" else f"-{self.recipe}"
+        return f"{self.impl}-{self.preset}-b{self.batch}{suffix}"
 
     @property
     def g_attention(self) -> str:
@@ -74,6 +77,7 @@ CASES = {
         Case("ours", "paper", 8),
         Case("ours", "paper-full", 8),
         Case("ours", "cpu", 8),
+        Case("ours", "cpu", 8, "coherent"),
     )
 }
 
@@ -84,16 +88,21 @@ def peak_rss_gb() -> float:
 
 def build_trainer(case: Case, run_dir: Path) -> Trainer | PlainReferenceTrainer:
     """Our trainer, or the plain one on copies of its networks, on random clips of exactly the trained length."""
-    config = preset(case.preset)
+    config = with_recipe(preset(case.preset), case.recipe)
     bank = torch.rand(4 * case.batch, config.channels, config.frames, config.size, config.size) * 2 - 1
-    trainer = Trainer(config, TrainConfig(batch_size=case.batch), bank, run_dir, "bench")
+    train_config = train_config_for(config.arch, case.recipe, batch_size=case.batch)
+    swaps = torch.rand_like(bank) * 2 - 1 if train_config.identity_weight > 0 else None
+    trainer = Trainer(config, train_config, bank, run_dir, "bench", swaps=swaps)
     return PlainReferenceTrainer(trainer) if case.impl == "plain" else trainer
 
 
 def code_state() -> dict[str, str]:
     """Hashes of the files that decide the speed: the working tree changes under a benchmark's feet."""
     root = Path(__file__).resolve().parents[1]
-    files = ["model/attention.py", "model/networks.py", "model/losses.py", "model/train.py", "bench/plain_reference.py"]
+    files = [
+        "model/attention.py", "model/networks.py", "model/losses.py", "model/identity.py", "model/train.py",
+        "bench/plain_reference.py",
+    ]
     return {name: hashlib.sha256((root / name).read_bytes()).hexdigest()[:12] for name in files}
 
 

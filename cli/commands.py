@@ -14,7 +14,7 @@ from savgan.model import checkpoint as ckpt
 from savgan.model import registry
 from savgan.model.config import ModelConfig, TrainConfig, preset_for, train_config_for, with_recipe
 from savgan.model.generate import check_frames, generate_videos
-from savgan.model.video_io.calibration import calibration
+from savgan.model.video_io.calibration import calibration, video_for_format
 from savgan.model.video_io.formats import get_format, write_video
 
 
@@ -29,7 +29,8 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     record = registry.resolve(args.model)
     frames = args.frames or record.config.frames
     check_frames(frames)
-    pixel_size, interval = calibration(record.manifest.get("physical", {}), args.pixel_size, args.frame_interval)
+    physical = record.manifest.get("physical", {})
+    pixel_size, interval = calibration(physical, args.pixel_size, args.frame_interval)
     generator = registry.load_generator(record, args.device)
     with tqdm(total=args.count, desc="generate", unit="video") as bar:
         videos = generate_videos(generator, args.seed, frames, args.count, on_video=lambda done, _: bar.update(1))
@@ -37,7 +38,10 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     files = []
     for index, video in enumerate(videos):
         stem = args.out / _file_stem(f"{record.name}_seed{args.seed}_{index:03d}")
-        files += [str(write_video(stem, video, fmt, pixel_size, interval)) for fmt in args.format]
+        files += [
+            str(write_video(stem, video_for_format(video, fmt, physical), fmt, pixel_size, interval))
+            for fmt in args.format
+        ]
     return {"model": record.summary(), "seed": args.seed, "frames": frames, "files": files}
 
 

@@ -221,3 +221,28 @@ def test_raw_camera_counts_are_stored_unchanged_and_previewed_scaled(tmp_path):
 
     scaled = preview_range(counts)
     assert scaled.dtype == np.float32 and scaled.min() == -1.0 and scaled.max() == 1.0
+
+
+def test_a_calibrated_model_writes_tiffs_in_its_training_datas_counts():
+    """toc-sim's TIFFs once spanned 1.5k-61k counts where the simulator spans ~11.5k-22k."""
+    from savgan.model.video_io.calibration import to_counts, video_for_format
+
+    physical = {"pixel_size_um": 1.3, "intensity_low": 12000.0, "intensity_high": 22000.0}
+    video = np.linspace(-1, 1, 2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4)
+    counts = video_for_format(video, "ome-tiff", physical)
+    assert counts.dtype == np.uint16 and counts.min() == 12000 and counts.max() == 22000
+    assert video_for_format(video, "mp4", physical) is video
+    assert video_for_format(video, "ome-tiff", {"pixel_size_um": 1.0}) is video
+    assert to_counts(np.zeros((1, 2, 2), np.float32), 100.0, 300.0).tolist() == [[[200, 200], [200, 200]]]
+    with pytest.raises(ValueError, match="intensity range"):
+        video_for_format(video, "ome-tiff", {"intensity_low": 5.0, "intensity_high": 1.0})
+
+
+def test_the_bundled_toc_sim_writes_the_simulators_range(tmp_path):
+    from savgan.cli.main import main
+
+    assert main(["generate", "--model", "toc-sim", "--count", "1", "--out", str(tmp_path), "--format", "ome-tiff"]) == 0
+    (path,) = tmp_path.glob("*.ome.tif")
+    stored = tifffile.imread(path)
+    assert stored.dtype == np.uint16
+    assert 10_000 < stored.min() and stored.max() < 24_000

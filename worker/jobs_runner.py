@@ -235,7 +235,7 @@ def _publish_results(ctx: Context, job_id: str, files: list[tuple[Path, str, str
 
 def _generate(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
     from savgan.model.generate import generate_videos
-    from savgan.model.video_io.calibration import calibration
+    from savgan.model.video_io.calibration import calibration, video_for_format
     from savgan.model.video_io.formats import write_video
     from savgan.model.video_io.preview import montage_png
 
@@ -256,7 +256,10 @@ def _generate(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
         files: list[tuple[Path, str, str]] = []
         for index, video in enumerate(videos):
             stem = folder / _file_stem(f"{info.name}-{info.version}_seed{request.seed}_{index:03d}")
-            files += [(write_video(stem, video, fmt, pixel, interval), "video", fmt) for fmt in request.formats]
+            files += [
+                (write_video(stem, video_for_format(video, fmt, info.physical), fmt, pixel, interval), "video", fmt)
+                for fmt in request.formats
+            ]
         preview = folder / "preview.png"
         montage_png(preview, videos)
         files.append((preview, "preview", "png"))

@@ -235,6 +235,15 @@ class SimulatorDataset(Dataset[torch.Tensor]):
     def __getitem__(self, index: int) -> torch.Tensor:
         return torch.from_numpy(scale_to_unit_range(self.simulation(index).video)).unsqueeze(0)
 
+    def intensity_range(self, sample: int = 16) -> tuple[float, float]:
+        """Median per-clip (min, max) camera counts over the first ``sample`` items: what -1 and +1 stand for.
+
+        Each item is min-max scaled on its own, so a generated clip's -1 and +1 are a typical
+        clip's darkest and brightest counts (model/video_io/calibration.py writes them back).
+        """
+        videos = [self.simulation(i).video for i in range(min(sample, len(self)))]
+        return float(np.median([v.min() for v in videos])), float(np.median([v.max() for v in videos]))
+
     def identity_swap(self, index: int) -> torch.Tensor:
         """Item ``index`` with other cell textures on the same tracks, scaled as items are."""
         c = self.config

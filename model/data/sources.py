@@ -38,11 +38,15 @@ class TrainingData:
     pixel_size_um: float
     frame_interval_s: float
     swaps: torch.Tensor | None = None  # (N, 1, T, H, W): each clip's motion with other content
+    intensity: tuple[float, float] | None = None  # typical per-clip (min, max) in camera counts
 
     @property
     def physical(self) -> dict[str, float]:
-        """For the model manifest: what generated videos will say in their metadata."""
-        return {"pixel_size_um": self.pixel_size_um, "frame_interval_s": self.frame_interval_s}
+        """For the model manifest: what generated videos will say in their metadata, and their intensity scale."""
+        physical = {"pixel_size_um": self.pixel_size_um, "frame_interval_s": self.frame_interval_s}
+        if self.intensity is not None:
+            physical["intensity_low"], physical["intensity_high"] = self.intensity
+        return physical
 
 
 def bank_from_dataset(dataset: Dataset, show_progress: bool = True) -> torch.Tensor:
@@ -93,7 +97,8 @@ def load_training_data(
                 for i in tqdm(range(count), desc="render identity swaps", unit="clip", disable=not show_progress)
             ])
         return TrainingData(
-            bank_from_dataset(dataset, show_progress), description, params.pixel_size_um, params.frame_interval_s, swaps
+            bank_from_dataset(dataset, show_progress), description, params.pixel_size_um, params.frame_interval_s,
+            swaps, dataset.intensity_range(),
         )
     unknown = [s for s in sources if s in BUILTIN_SOURCES or not Path(s).exists()]
     if unknown:
