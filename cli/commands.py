@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import closing
 from typing import Any
 
 from tqdm import tqdm
@@ -13,10 +14,33 @@ from savgan.cli.graceful_stop import stop_after_step
 from savgan.model import checkpoint as ckpt
 from savgan.model import registry
 from savgan.model.config import ModelConfig, TrainConfig, preset_for, train_config_for, with_recipe
-from savgan.model.generate import check_frames, generate_videos
+from savgan.model.generate import generate_videos
 from savgan.model.video_io.calibration import calibration, video_for_format
-from savgan.model.video_io.formats import get_format, write_video
+from savgan.model.video_io.formats import write_video
 
+
+class AttentionBar:
+    """A second, transient bar for the attention running inside one forward.
+
+    The frames bar moves when a forward's videos are done; a 1024-frame video is one forward
+    of minutes, nearly all of it one attention, which reports its blocks of queries here
+    (model/generate.py, progress). Each attention gets a fresh bar, gone when it finishes.
+    """
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc="attention", unit="query", unit_scale=True, leave=False, position=1)
+        self.bar.update(done - self.bar.n)
+        if done == total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _file_stem(text: str) -> str:
@@ -24,16 +48,15 @@ def _file_stem(text: str) -> str:
 
 
 def generate(args: argparse.Namespace) -> dict[str, Any]:
-    for fmt in args.format:
-        get_format(fmt)
     record = registry.resolve(args.model)
-    frames = args.frames or record.config.frames
-    check_frames(frames)
+    frames = record.config.frames if args.frames is None else args.frames
     physical = record.manifest.get("physical", {})
     pixel_size, interval = calibration(physical, args.pixel_size, args.frame_interval)
     generator = registry.load_generator(record, args.device)
-    with tqdm(total=args.count, desc="generate", unit="video") as bar:
-        videos = generate_videos(generator, args.seed, frames, args.count, on_video=lambda done, _: bar.update(1))
+    with tqdm(total=args.count * frames, desc="generate", unit="frame") as bar, closing(AttentionBar()) as attention:
+        videos = generate_videos(
+            generator, args.seed, frames, args.count, on_video=lambda *_: bar.update(frames), on_attention=attention
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     files = []
     for index, video in enumerate(videos):
@@ -159,8 +182,6 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
 def simulate(args: argparse.Namespace) -> dict[str, Any]:
     from savgan.model.data.simulator import SimulatorParams, save_simulation, simulate as run_simulation
 
-    for fmt in args.format:
-        get_format(fmt)
     params = SimulatorParams()
     args.out.mkdir(parents=True, exist_ok=True)
     outputs = []

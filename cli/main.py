@@ -7,10 +7,22 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 
 SERVICE_COMMANDS = ("serve", "worker")
 ARCHS = ("savgan", "3dgan", "tgan2")  # model/config.py's, spelt out: this module stays import-light
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (``savgan <cmd>: error: ...``), exit status 2.
+
+    argparse's own error prints the whole usage first, which buries the one line that says
+    what was wrong; the usage stays one ``--help`` away.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _csv(value: str) -> list[str]:
@@ -18,7 +30,7 @@ def _csv(value: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="savgan", description="Synthesise time-lapse microscopy videos with SAVGAN, and train it."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,7 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or OneLineParser.error's line already printed
+        return stop.code if isinstance(stop.code, int) else 2
+    from savgan.cli.validation import check_arguments
+
+    try:
+        check_arguments(args)
+    except ValueError as err:
+        print(f"savgan {args.command}: error: {err}", file=sys.stderr)
+        return 2
     if args.command in SERVICE_COMMANDS:
         from savgan.cli import service_commands as handlers
     else:

@@ -11,7 +11,9 @@ reference code multiplies the three kernels into N x N first, which costs O(N^2)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import partial
 
 import torch
@@ -22,6 +24,45 @@ from savgan.model.config import AttentionSpec
 
 LandmarkSource = torch.Generator | Sequence[torch.Generator] | None
 """Where Nystrom landmarks come from: one draw for the batch, one generator per sample, or the global RNG."""
+
+QueryProgress = Callable[[int, int], None]
+"""``(queries done, queries)`` of the attention being computed."""
+
+QUERY_BLOCK = 4096
+"""Queries per reported block: a multiple of 256, the CPU flash kernel's query tile for long inputs."""
+
+_query_progress: ContextVar[QueryProgress | None] = ContextVar("query_progress", default=None)
+
+
+@contextmanager
+def reporting_query_progress(callback: QueryProgress) -> Iterator[None]:
+    """Within, :func:`flash_attention` over two or more ``QUERY_BLOCK``s of CPU queries reports each block.
+
+    One attention over a long clip is most of a long video's generation (the bundled models'
+    last exact attention: 88% of a 128-frame forward, and it grows with the square of the
+    length while the convolutions grow linearly), so progress counted per stage or per video
+    stands still for minutes. Each query's output depends only
+    on its own row and on all keys and values, and the CPU flash kernel computes every query
+    tile on its own, so block by block gives the same bits (tests/test_generate.py checks it);
+    CUDA kernels make no such promise here, so CUDA attention runs whole and reports nothing.
+    """
+    token = _query_progress.set(callback)
+    try:
+        yield
+    finally:
+        _query_progress.reset(token)
+
+
+def query_blocks(queries: int) -> list[tuple[int, int]]:
+    """``[start, end)`` runs of ``QUERY_BLOCK`` queries, the last one taking the remainder.
+
+    Folding the remainder into the last block (instead of a short block of its own) keeps
+    every block at least ``QUERY_BLOCK`` long, so the CPU kernel keeps its long-input tiling.
+    """
+    starts = list(range(0, queries, QUERY_BLOCK))
+    if len(starts) > 1 and queries - starts[-1] < QUERY_BLOCK:
+        starts.pop()
+    return list(zip(starts, [*starts[1:], queries]))
 
 
 def iterative_pinv(matrix: Tensor, iterations: int = 6) -> Tensor:
@@ -158,9 +199,15 @@ def flash_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     if d < c:
         q = F.pad(q, (0, c - d))
         k = F.pad(k, (0, c - d))
-    out = F.scaled_dot_product_attention(
-        q.unsqueeze(1).contiguous(), k.unsqueeze(1).contiguous(), v.unsqueeze(1).contiguous(), scale=scale
-    )
+    q, k, v = q.unsqueeze(1).contiguous(), k.unsqueeze(1).contiguous(), v.unsqueeze(1).contiguous()
+    report = _query_progress.get()
+    blocks = query_blocks(q.shape[2])
+    if report is None or len(blocks) < 2 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, scale=scale).squeeze(1)
+    out = q.new_empty(q.shape[:-1] + (c,))
+    for start, end in blocks:
+        out[:, :, start:end] = F.scaled_dot_product_attention(q[:, :, start:end].contiguous(), k, v, scale=scale)
+        report(end, q.shape[2])
     return out.squeeze(1)
 
 

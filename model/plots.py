@@ -51,6 +51,10 @@ def plot_losses(log_path: Path, out_path: Path) -> None:
 
 
 def save_sample_montage(path: Path, videos: np.ndarray, columns: int = 8) -> None:
-    """Rows are videos, columns evenly spaced frames: motion reads left to right."""
+    """Rows are videos, columns evenly spaced frames: motion reads left to right.
+
+    Tiles get montage_png's legible enlargement (at least 128 px): at 2x a 32-pixel digit
+    was too small to judge a run by.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    montage_png(path, videos, columns=columns, scale=2)
+    montage_png(path, videos, columns=columns)

@@ -50,7 +50,12 @@ def test_bundled_toc_sim_generates_grey_phase_contrast_frames_with_the_simulator
     assert -0.6 < np.median(videos) < 0.3  # a grey background, unlike Moving MNIST's black
     assert videos.std() > 0.1  # with structure on it
     assert not np.allclose(videos[0], videos[1], atol=0.05)
-    assert record.manifest["physical"] == {"pixel_size_um": 1.3, "frame_interval_s": 10.0}
+    assert record.manifest["physical"] == {
+        "pixel_size_um": 1.3,
+        "frame_interval_s": 10.0,
+        "intensity_low": 13229.0,  # the simulator's median per-clip count range (SimulatorDataset.intensity_range)
+        "intensity_high": 21759.5,
+    }
 
 
 def test_long_videos_from_the_trained_model_have_no_seams(mmnist):

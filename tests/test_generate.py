@@ -1,12 +1,15 @@
 """Generation: reproducible from a seed, any length, continuous across trained-length stretches."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
+from savgan.model.attention import QUERY_BLOCK, query_blocks
 from savgan.model.config import AttentionSpec, ModelConfig
 from savgan.model.continuity import seam_continuity
-from savgan.model.generate import MAX_FRAMES, generate_videos, latent_steps_for, video_seed
+from savgan.model.generate import BATCH_CLIPS, MAX_FRAMES, generate_videos, latent_steps_for, video_seed
 from savgan.model.networks import VideoGenerator, sample_latents
 
 SMALL = ModelConfig(
@@ -123,3 +126,28 @@ def test_seam_measure_needs_two_stretches():
 def test_generation_of_the_maximum_length_runs(generator):
     video = generate_videos(generator, seed=0, frames=MAX_FRAMES)
     assert video.shape == (1, MAX_FRAMES, 32, 32) and np.isfinite(video).all()
+
+
+def test_query_blocks_fold_the_remainder_into_the_last_block():
+    assert query_blocks(2 * QUERY_BLOCK - 1) == [(0, 2 * QUERY_BLOCK - 1)]
+    assert query_blocks(2 * QUERY_BLOCK) == [(0, QUERY_BLOCK), (QUERY_BLOCK, 2 * QUERY_BLOCK)]
+    assert query_blocks(2 * QUERY_BLOCK + 5) == [(0, QUERY_BLOCK), (QUERY_BLOCK, 2 * QUERY_BLOCK + 5)]
+
+
+@pytest.mark.parametrize("attention, frames", [("nystrom", 160), ("full", 72)])
+def test_progress_inside_a_forward_gives_the_same_bits(generator, attention, frames):
+    """A long video reports blocks of its attention's queries, and is the video made without reporting."""
+    if attention == "full":  # the bundled models': exact attention at the last, largest stage too
+        torch.manual_seed(1)
+        generator = VideoGenerator(ModelConfig(size=32, frames=16, g_conv_dim=8, g_attention=(AttentionSpec("full"),) * 2))
+        for stage in generator.stages:
+            stage.attention.gamma.data.fill_(0.5)
+    reports = []
+    reported = generate_videos(generator, 4, frames, count=2, on_attention=lambda done, total: reports.append((done, total)))
+    assert np.array_equal(reported, generate_videos(generator, 4, frames, count=2))
+    steps = latent_steps_for(generator.config, frames)
+    last_stage_tokens = (steps + 1) * 4 * 16 * 16  # T x 16 x 16 per video
+    forwards = math.ceil(2 / max(1, BATCH_CLIPS // steps))  # videos share a forward while they fit
+    assert [done for done, total in reports if total == last_stage_tokens] == [
+        end for _, end in query_blocks(last_stage_tokens)
+    ] * forwards

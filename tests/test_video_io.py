@@ -16,7 +16,7 @@ from savgan.model.atomic import atomic_path
 from savgan.model.video_io.formats import FORMATS, write_video
 from savgan.model.video_io.intensity import from_integer, to_uint8, to_uint16
 from savgan.model.video_io.mp4 import encoded_size, probe_video, write_mp4
-from savgan.model.video_io.preview import montage, montage_png, write_gif
+from savgan.model.video_io.preview import GAP_VALUE, legible_scale, montage, montage_png, write_gif
 from savgan.model.video_io.tiff import read_tiff_metadata, write_imagej_tiff, write_ome_tiff
 
 PIXEL_UM = 1.7416
@@ -181,7 +181,7 @@ def test_mp4_scale_and_determinism(tmp_path: Path) -> None:
 
 def test_montage_and_gif(tmp_path: Path) -> None:
     videos = np.stack([_video(t=10, h=16, w=20, seed=s) for s in range(3)])
-    sheet = montage(videos, columns=4, gap=2)
+    sheet = montage(videos, columns=4, scale=1, gap=2)
     assert sheet.shape == (3 * 16 + 2 * 2, 4 * 20 + 3 * 2)
     size = montage_png(tmp_path / "m.png", videos, columns=4, scale=2, gap=2)
     assert size == (3 * 32 + 4, 4 * 40 + 6)
@@ -194,6 +194,27 @@ def test_montage_and_gif(tmp_path: Path) -> None:
     assert (tmp_path / "a.gif").read_bytes() == (tmp_path / "b.gif").read_bytes()
     with Image.open(tmp_path / "a.gif") as im:
         assert im.size == (40, 32) and im.n_frames == 10 and im.info["duration"] == 200
+
+
+def test_montages_are_legible_by_default_and_wrap_frames_into_rows(tmp_path: Path) -> None:
+    """32-pixel frames at 1:1 (a 270 x 32 strip for 8 frames) were too small to read."""
+    videos = np.stack([_video(t=16, h=32, w=32, seed=s) for s in range(3)])
+    assert legible_scale(32, 32) == 4 and legible_scale(16, 40) == 8 and legible_scale(256, 256) == 1
+    assert montage(videos).shape == (3 * 128 + 2 * 2, 8 * 128 + 7 * 2)  # rows are videos
+    wrapped = montage(videos[:1], columns=8, wrap=3)  # 8 frames: rows of 3, 3, 2
+    assert wrapped.shape == (3 * 128 + 2 * 2, 3 * 128 + 2 * 2)
+    assert (wrapped[-128:, -128:] == GAP_VALUE).all()  # the last row's empty place
+    assert np.array_equal(wrapped[130:258, :128], montage(videos[:1], columns=8)[:, 3 * 130 : 3 * 130 + 128])
+    two = montage(videos[:2], columns=4, wrap=2)  # each video starts a new row
+    assert two.shape == (4 * 128 + 3 * 2, 2 * 128 + 2) and np.array_equal(two[260:388, :128], montage(videos[1:2])[:, :128])
+    with pytest.raises(ValueError, match="wrap"):
+        montage(videos, wrap=0)
+
+
+def test_png_format_is_a_grid_of_enlarged_frames(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "v", _video(t=20, h=32, w=32), "png", 1.0, 1.0)
+    with Image.open(path) as im:
+        assert im.size == (4 * 128 + 3 * 2, 2 * 128 + 2)  # 8 frames: 2 rows of 4 tiles of 128 px
 
 
 def test_write_video_registry(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from .preview import montage_png, write_gif
 from .tiff import write_imagej_tiff, write_ome_tiff
 
 PLAYBACK_FPS = 10.0
+PNG_FRAMES, PNG_WRAP = 8, 4  # the png format's contact sheet: 8 evenly spaced frames, 2 rows of 4
 
 Writer = Callable[[Path, np.ndarray, float, float], None]
 
@@ -40,7 +41,7 @@ def _gif(path: Path, video: np.ndarray, pixel_size_um: float, frame_interval_s: 
 
 
 def _png(path: Path, video: np.ndarray, pixel_size_um: float, frame_interval_s: float) -> None:
-    montage_png(path, [preview_range(video)])
+    montage_png(path, [preview_range(video)], columns=PNG_FRAMES, wrap=PNG_WRAP)
 
 
 FORMATS: dict[str, VideoFormat] = {
@@ -51,7 +52,7 @@ FORMATS: dict[str, VideoFormat] = {
                     write_imagej_tiff),
         VideoFormat("mp4", ".mp4", f"H.264 quick look at {PLAYBACK_FPS:g} fps", _mp4),
         VideoFormat("gif", ".gif", f"animated preview at {PLAYBACK_FPS:g} fps", _gif),
-        VideoFormat("png", ".png", "contact sheet of 8 evenly spaced frames", _png),
+        VideoFormat("png", ".png", f"contact sheet of {PNG_FRAMES} evenly spaced frames, rows of {PNG_WRAP}", _png),
     )
 }
 

@@ -1,11 +1,13 @@
 """Previews for people: a PNG contact sheet and an animated GIF, both byte-deterministic.
 
 Intensities map [-1, 1] linearly onto 0..255 (`intensity.to_uint8`); enlargement is integer
-nearest-neighbour only, so a pixel stays a pixel.
+nearest-neighbour only, so a pixel stays a pixel. Contact sheets enlarge tiles to at least
+`MIN_TILE` px by default, so a person can read them.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -18,6 +20,10 @@ from .intensity import check_model_video, to_uint8
 GAP_VALUE = 255  # white separators between tiles
 
 
+MIN_TILE = 128
+"""Pixels on a tile's shorter side after enlargement: 32-pixel frames at 1:1 are too small to read."""
+
+
 def _check_scale(scale: int) -> None:
     if not (isinstance(scale, int) and scale >= 1):
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
@@ -27,6 +33,11 @@ def _enlarge(image: np.ndarray, scale: int) -> np.ndarray:
     return image.repeat(scale, axis=-2).repeat(scale, axis=-1) if scale > 1 else image
 
 
+def legible_scale(height: int, width: int) -> int:
+    """The smallest integer enlargement that gives a height x width frame MIN_TILE px on its shorter side."""
+    return max(1, math.ceil(MIN_TILE / min(height, width)))
+
+
 def frame_indices(n_frames: int, columns: int) -> np.ndarray:
     """`columns` evenly spaced indices from the first to the last frame (fewer if T < columns)."""
     count = min(columns, n_frames)
@@ -34,30 +45,39 @@ def frame_indices(n_frames: int, columns: int) -> np.ndarray:
 
 
 def montage(
-    videos: np.ndarray | Sequence[np.ndarray], columns: int = 8, scale: int = 1, gap: int = 2
+    videos: np.ndarray | Sequence[np.ndarray],
+    columns: int = 8,
+    scale: int | None = None,
+    gap: int = 2,
+    wrap: int | None = None,
 ) -> np.ndarray:
-    """Build the uint8 contact sheet: one row per video, `columns` evenly spaced frames per row.
+    """Build the uint8 contact sheet: `columns` evenly spaced frames of each video, in reading order.
 
-    Every row uses the same frame indices (computed from the shortest video) so columns line up
-    in time. Tiles are separated by `gap` white pixels, with no outer border.
+    Each video starts a new row; its frames fill rows of `wrap` tiles (default: all on one row,
+    so rows are videos and columns are times). Every video uses the same frame indices
+    (computed from the shortest video) so columns line up in time. Tiles are enlarged by
+    `scale` (default: `legible_scale`) and separated by `gap` white pixels, with no outer border.
     """
-    _check_scale(scale)
-    if columns < 1 or gap < 0:
-        raise ValueError(f"columns must be >= 1 and gap >= 0, got columns={columns}, gap={gap}")
+    if columns < 1 or gap < 0 or (wrap is not None and wrap < 1):
+        raise ValueError(f"columns and wrap must be >= 1 and gap >= 0, got columns={columns}, wrap={wrap}, gap={gap}")
     rows = [check_model_video(v) for v in videos]
     if not rows:
         raise ValueError("montage needs at least one video")
     if len({v.shape[1:] for v in rows}) != 1:
         raise ValueError(f"all videos must share H x W; got {[v.shape for v in rows]}")
+    scale = legible_scale(*rows[0].shape[1:]) if scale is None else scale
+    _check_scale(scale)
     picks = frame_indices(min(v.shape[0] for v in rows), columns)
+    per_row = min(wrap or len(picks), len(picks))
+    rows_per_video = math.ceil(len(picks) / per_row)
     h, w = rows[0].shape[1] * scale, rows[0].shape[2] * scale
     sheet = np.full(
-        (len(rows) * (h + gap) - gap, len(picks) * (w + gap) - gap), GAP_VALUE, dtype=np.uint8
+        (len(rows) * rows_per_video * (h + gap) - gap, per_row * (w + gap) - gap), GAP_VALUE, dtype=np.uint8
     )
     for r, video in enumerate(rows):
-        tiles = _enlarge(to_uint8(video[picks]), scale)
-        for c, tile in enumerate(tiles):
-            sheet[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tile
+        for i, tile in enumerate(_enlarge(to_uint8(video[picks]), scale)):
+            top, left = (r * rows_per_video + i // per_row) * (h + gap), (i % per_row) * (w + gap)
+            sheet[top : top + h, left : left + w] = tile
     return sheet
 
 
@@ -65,14 +85,15 @@ def montage_png(
     path: str | os.PathLike[str],
     videos: np.ndarray | Sequence[np.ndarray],
     columns: int = 8,
-    scale: int = 1,
+    scale: int | None = None,
     gap: int = 2,
+    wrap: int | None = None,
 ) -> tuple[int, int]:
     """Write the `montage` of (K, T, H, W) videos (or a list of (T, H, W)) as a grayscale PNG.
 
     Returns the image (height, width). The PNG carries no text or time chunks.
     """
-    sheet = montage(videos, columns=columns, scale=scale, gap=gap)
+    sheet = montage(videos, columns=columns, scale=scale, gap=gap, wrap=wrap)
     with atomic_path(path) as tmp:
         Image.fromarray(sheet).save(tmp, format="PNG", compress_level=6)
     return sheet.shape[0], sheet.shape[1]
