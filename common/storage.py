@@ -33,6 +33,10 @@ class UploadTooLarge(ValueError):
     pass
 
 
+class OutsideStorage(PermissionError):
+    """A local key whose file, once symbolic links are followed, lies outside the storage folder."""
+
+
 def check_key(key: str) -> str:
     """Keys are relative, slash-separated, and never climb out of their prefix."""
     parts = key.split("/")
@@ -226,6 +230,23 @@ class LocalStorage(Storage):
 
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
+
+    def servable(self, key: str) -> Path:
+        """The resolved path of ``key`` for a download, refusing anything that lies outside the root.
+
+        A key is a plain relative path, but a symbolic link inside the folder (to a file or a
+        directory) may still point anywhere on the machine: serving the resolved path only when it
+        is inside the resolved root keeps a signed link from handing out, say, ``/etc/passwd``.
+        Raises :class:`ObjectNotFound` when there is no regular file and :class:`OutsideStorage`
+        when the key leads out of the folder.
+        """
+        root = self.root.resolve()
+        resolved = self.path(key).resolve()
+        if not resolved.is_relative_to(root):
+            raise OutsideStorage(key)
+        if not resolved.is_file():
+            raise ObjectNotFound(key)
+        return resolved
 
     def _write_atomically(self, key: str, write) -> None:
         final = self.path(key)

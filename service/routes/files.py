@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import FileResponse
 
-from savgan.common.storage import LocalStorage, check_key
+from savgan.common.storage import LocalStorage, ObjectNotFound, OutsideStorage, check_key
 from savgan.service.deps import ContextDep
 from savgan.service.routes._common import errors
+from savgan.service.schemas import ErrorOut
 
 router = APIRouter(tags=["files"])
 
@@ -17,7 +18,11 @@ router = APIRouter(tags=["files"])
 @router.get(
     "/files/{key:path}",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, **errors(404), 403: {"description": "invalid or expired link"}},
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        **errors(404),
+        403: {"model": ErrorOut, "description": "invalid or expired link, or one leading outside the storage folder"},
+    },
     summary="Download a result through a signed link (local storage only)",
 )
 def download(
@@ -36,7 +41,15 @@ def download(
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such file") from None
     if not storage.verify(key, filename, expires, signature):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this link is invalid or has expired; fetch the job again for a fresh one")
-    path = storage.path(key)
-    if not path.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such file")
+    try:
+        path = storage.servable(key)
+    except ObjectNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such file") from None
+    except OutsideStorage:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "this link names a symbolic link that leads outside the server's storage folder, which is never "
+            "served; the server's operator must replace the link with the file itself",
+        ) from None
+    # Serve the resolved path: a symbolic link put at the key after the check is not followed.
     return FileResponse(path, filename=filename, content_disposition_type="attachment")

@@ -4,7 +4,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from savgan.common.jobs import new_job
 from savgan.common.requests import GenerateRequest, check_limits
-from savgan.common.webhooks import check_webhook_target
+from savgan.common.webhooks import check_webhook_url
 from savgan.service.deps import ContextDep, DispatcherDep, OwnerDep
 from savgan.service.routes._common import errors, queue_job
 from savgan.service.schemas import JobOut
@@ -27,7 +27,7 @@ def generate(body: GenerateRequest, request: Request, response: Response, owner:
     try:
         check_limits(body, ctx.settings)
         if body.webhook_url:
-            check_webhook_target(str(body.webhook_url), ctx.settings, resolve=False)
+            check_webhook_url(str(body.webhook_url), ctx.settings)
     except ValueError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
     try:

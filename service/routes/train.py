@@ -12,7 +12,7 @@ from savgan.common.context import Context
 from savgan.common.jobs import new_job
 from savgan.common.models_store import ModelVersionInfo
 from savgan.common.requests import TrainParameters, TrainRequest, Upload, check_limits
-from savgan.common.webhooks import check_webhook_target
+from savgan.common.webhooks import check_webhook_url
 from savgan.service.deps import ContextDep, DispatcherDep, OwnerDep
 from savgan.service.routes._common import errors, queue_job
 from savgan.service.schemas import JobOut
@@ -103,7 +103,7 @@ def validate(ctx: Context, owner: str, upload: MultipartUpload) -> TrainRequest:
     try:
         check_limits(params, ctx.settings)
         if params.webhook_url:
-            check_webhook_target(str(params.webhook_url), ctx.settings, resolve=False)
+            check_webhook_url(str(params.webhook_url), ctx.settings)
     except ValueError as err:
         raise UploadRejected(422, str(err)) from err
     base = None

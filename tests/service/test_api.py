@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -401,11 +403,84 @@ def test_webhooks_into_the_local_network_are_refused(settings_local: Settings, t
     ctx = build_context(strict)
     write_model(ctx, "alice", "tiny", tmp_path)
     with TestClient(create_app(strict, context=ctx, dispatcher=FakeDispatcher())) as client:
-        for url in ("http://127.0.0.1:9/hook", "http://localhost/hook", "http://[::1]/hook", "http://10.0.0.5/hook"):
+        refused = (
+            "http://127.0.0.1:9/hook",
+            "http://localhost/hook",
+            "http://localhost./hook",  # a trailing dot is the same name
+            "http://[::1]/hook",
+            "http://10.0.0.5/hook",
+            "http://100.64.0.1/hook",  # CGNAT: not private, not public either
+            "http://[2002:7f00:1::]/hook",  # 6to4 form of 127.0.0.1
+            "http://[::ffff:10.0.0.5]/hook",  # IPv4-mapped
+            "http://[64:ff9b::a00:5]/hook",  # NAT64 of 10.0.0.5
+            "http://198.18.0.1/hook",  # benchmarking range
+            "http://printer/hook",  # a name without a dot
+            "http://nas.local/hook",
+        )
+        for url in refused:
             answer = client.post("/generate", headers=ALICE, json={"model": "tiny", "webhook_url": url})
             assert answer.status_code == 422 and "SAVGAN_WEBHOOK_ALLOW_PRIVATE" in answer.json()["detail"], url
         public = client.post("/generate", headers=ALICE, json={"model": "tiny", "webhook_url": "http://93.184.215.14/hook"})
         assert public.status_code == 202
+
+
+def test_the_files_route_refuses_symlinks_that_lead_outside_storage(api, tmp_path: Path):
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("not for download")
+    storage = api.ctx.storage
+    storage.put_bytes("results/job/inside.tif", b"II*\x00inside")
+    (storage.root / "results" / "job" / "leak.tif").symlink_to(secret)
+    (storage.root / "results" / "dir").symlink_to(secret.parent, target_is_directory=True)
+    (storage.root / "results" / "job" / "alias.tif").symlink_to(storage.root / "results" / "job" / "inside.tif")
+    for key in ("results/job/leak.tif", "results/dir/secret.txt"):
+        answer = api.get(storage.link(key, "x.tif", 60).removeprefix(storage.base_url))
+        assert answer.status_code == 403 and "outside the server's storage folder" in answer.json()["detail"], key
+        assert b"not for download" not in answer.content
+    alias = api.get(storage.link("results/job/alias.tif", "a.tif", 60).removeprefix(storage.base_url))
+    assert alias.status_code == 200 and alias.content == b"II*\x00inside", "a link that stays inside is served"
+
+
+def test_the_worker_connects_to_the_address_it_checked(settings_local, monkeypatch):
+    """One lookup, then a connection to that address: a second answer (DNS rebinding) is never used."""
+    import socket
+
+    from savgan.common.jobs import new_job
+    from savgan.common.webhooks import send_webhook
+
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.headers["Host"])
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_port
+    real_lookup, lookups = socket.getaddrinfo, []
+
+    def rebinding_dns(host, *args, **kwargs):
+        if host != "hooks.example.org":
+            return real_lookup(host, *args, **kwargs)
+        lookups.append(host)
+        if len(lookups) > 1:
+            raise AssertionError("the webhook name was resolved a second time")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    try:
+        record = new_job("alice", "generate", {}, f"http://hooks.example.org:{port}/hook")
+        assert send_webhook(record, settings_local) is True
+    finally:
+        server.shutdown()
+    assert lookups == ["hooks.example.org"] and received == [f"hooks.example.org:{port}"]
 
 
 def test_the_worker_does_not_deliver_to_names_that_resolve_inside(settings_local):
