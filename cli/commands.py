@@ -72,6 +72,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
 # lists what it may change).
 FIXED_ON_RESUME = (
     "batch_size", "lr_g", "lr_d", "n_critic", "long_clip_prob", "penalty_step", "image_lambda", "identity_weight",
+    "pair_lambda",
 )
 
 
@@ -109,6 +110,7 @@ def _train_config(args: argparse.Namespace, arch: str) -> TrainConfig:
         penalty_step=args.penalty_step,
         image_lambda=args.image_lambda,
         identity_weight=args.identity_weight,
+        pair_lambda=args.pair_lambda,
     )
 
 
@@ -138,7 +140,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if args.arch is not None and args.arch != config.arch:
         raise ValueError(f"--arch {args.arch} does not match the {config.arch} model resumed or fine-tuned")
     train_config = None if args.resume else _train_config(args, config.arch)
-    wants_swaps = (train_config or TrainConfig.from_dict(ckpt.read_json(manifest_path)["train_config"])).identity_weight > 0
+    run_config = train_config or TrainConfig.from_dict(ckpt.read_json(manifest_path)["train_config"])
+    wants_swaps = run_config.identity_weight > 0 or run_config.pair_lambda > 0
     data = load_training_data(args.data, config, args.clips, seed=args.seed, identity_swaps=wants_swaps)
     if args.resume:
         trainer = Trainer.resume(

@@ -83,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
         "coherent 0.5, paper 0)",
     )
     train.add_argument(
+        "--pair-lambda", type=float, default=None,
+        help="weight of the content critic on (first, later) frame pairs in G's loss (default 0: none; "
+        "docs/RECIPES.md)",
+    )
+    train.add_argument(
         "--penalty-step", choices=("joint", "separate"), default=None,
         help="joint (default): one critic step on -W + 10 GP, as the paper writes it; separate: a step on -W "
         "then one on the GP, as the reference code does",

@@ -121,6 +121,7 @@ def check_train(args: argparse.Namespace) -> None:
     check_within("--identity-weight", args.identity_weight, 0, 1)
     check_within("--ema-decay", args.ema_decay, 0, 1, high_open=True)
     check_at_least("--image-lambda", args.image_lambda, 0)
+    check_at_least("--pair-lambda", args.pair_lambda, 0)
     check_output_folder(args.out)
 
 

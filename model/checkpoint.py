@@ -53,9 +53,14 @@ def compact_log(log: bytes) -> bytes:
     return "".join(line + "\n" for line in lines).encode()
 
 
+def has_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> bool:
+    """Whether a tensor file holds a module saved under ``prefix``."""
+    return any(key.startswith(prefix + ".") for key in tensors)
+
+
 def has_average(tensors: dict[str, torch.Tensor]) -> bool:
     """Whether a training state holds a weight average (runs without one, or from before it, do not)."""
-    return any(key.startswith(AVERAGE_PREFIX + ".") for key in tensors)
+    return has_prefix(tensors, AVERAGE_PREFIX)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -299,8 +299,11 @@ class TrainConfig:
     identity-only negatives to D_V's objective: real clips whose content is replaced from a
     random frame on by other content on the same motion, scored as fake with this weight,
     with the gradient penalty also on real-negative interpolates (model/identity.py).
+    ``pair_lambda`` > 0 (SAVGAN/3DGAN) adds the content critic D_P on (first frame, later
+    frame) pairs, trained against identity-swapped pairs when the data has swaps, with this
+    weight in G's loss (model/pairs.py).
     ``balance_every``: every that many steps G's gradient is split into its D_V and D_I
-    terms, and their norms and cosine are logged (0: never).
+    (and D_P) terms, and their norms and cosine are logged (0: never).
 
     The defaults are SAVGAN's; :func:`train_config_for` gives each family its own.
     """
@@ -323,6 +326,7 @@ class TrainConfig:
     penalty_step: Literal["joint", "separate"] = "joint"
     identity_weight: float = 0.0
     balance_every: int = 10
+    pair_lambda: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.n_critic < 1:
@@ -333,8 +337,8 @@ class TrainConfig:
             raise ValueError("learning rates must be positive")
         if self.adam_eps <= 0:
             raise ValueError("adam_eps must be positive")
-        if self.image_lambda < 0 or self.gp_lambda < 0:
-            raise ValueError("image_lambda and gp_lambda must be >= 0")
+        if self.image_lambda < 0 or self.gp_lambda < 0 or self.pair_lambda < 0:
+            raise ValueError("image_lambda, gp_lambda and pair_lambda must be >= 0")
         if self.penalty_step not in ("joint", "separate"):
             raise ValueError(f"penalty_step must be 'joint' or 'separate', got {self.penalty_step!r}")
         if not 0.0 <= self.identity_weight <= 1.0:
@@ -360,7 +364,7 @@ class TrainConfig:
 FAMILY_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "savgan": {},
     "3dgan": {},
-    "tgan2": {"lr_g": 1e-4, "lr_d": 1e-4, "long_clip_prob": 0.0, "image_lambda": 0.0},
+    "tgan2": {"lr_g": 1e-4, "lr_d": 1e-4, "long_clip_prob": 0.0, "image_lambda": 0.0, "pair_lambda": 0.0},
 }
 
 

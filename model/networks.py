@@ -149,12 +149,15 @@ class VideoCritic(nn.Module):
 
 
 class ImageCritic(nn.Module):
-    """D_I: a 2D critic on single frames, conv k3, instance norm, LeakyReLU(0.2), no attention."""
+    """D_I: a 2D critic on single frames, conv k3, instance norm, LeakyReLU(0.2), no attention.
 
-    def __init__(self, config: ModelConfig) -> None:
+    With ``frames_in`` 2 it is the content critic D_P, on two frames stacked as channels (model/pairs.py).
+    """
+
+    def __init__(self, config: ModelConfig, frames_in: int = 1) -> None:
         super().__init__()
         width = config.image_critic_dim
-        layers: list[nn.Module] = [nn.Conv2d(config.channels, width, 3, 2, 1), nn.LeakyReLU(0.2)]
+        layers: list[nn.Module] = [nn.Conv2d(config.channels * frames_in, width, 3, 2, 1), nn.LeakyReLU(0.2)]
         for _ in range(config.critic_blocks - 1):
             layers += [nn.Conv2d(width, width * 2, 3, 2, 1), nn.InstanceNorm2d(width * 2), nn.LeakyReLU(0.2)]
             width *= 2

@@ -38,10 +38,12 @@ from savgan.model.losses import (
     random_frames,
     wasserstein_gap,
 )
-from savgan.model.networks import sample_latents
+from savgan.model.networks import ImageCritic, sample_latents
+from savgan.model.pairs import PAIR_NEGATIVE_WEIGHT, frame_pairs, later_frames
 from savgan.model.plots import plot_losses, save_sample_montage
 
 STEP_SEED_STRIDE = 1_000_003
+PAIR_PREFIX = "DP"  # the content critic's checkpoint prefix (its optimiser: opt_dp)
 # TrainConfig fields a resume may change: none alters the steps the run replays.
 RESUME_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every", "ema_decay"})
 
@@ -129,7 +131,10 @@ class Trainer:
         self.train_config = train_config
         self.device = torch.device(device)
         self.bank = bank
-        self.swaps = swaps if train_config.identity_weight > 0 and model_config.arch != "tgan2" else None
+        if train_config.pair_lambda > 0 and family_of(model_config).iteration is not None:
+            raise ValueError(f"pair_lambda is for SAVGAN/3DGAN; {model_config.arch} trains no content critic")
+        wants_swaps = train_config.identity_weight > 0 or train_config.pair_lambda > 0
+        self.swaps = swaps if wants_swaps and model_config.arch != "tgan2" else None
         self.run_dir = Path(run_dir)
         self.data_description = data_description
         self.physical = physical or {}
@@ -138,8 +143,11 @@ class Trainer:
         self.family = family_of(model_config)
         self.generator = self.family.build_generator(model_config).to(self.device)
         self.critics = {prefix: c.to(self.device) for prefix, c in self.family.build_critics(model_config).items()}
+        if train_config.pair_lambda > 0:  # built after the family's critics: their initialisation stays as it was
+            self.critics[PAIR_PREFIX] = ImageCritic(model_config, frames_in=2).to(self.device)
         self.video_critic = self.critics["DV"]
         self.image_critic = self.critics.get("DI")
+        self.pair_critic = self.critics.get(PAIR_PREFIX)
         betas, eps = train_config.betas, train_config.adam_eps
         self.average = WeightAverage(self.generator, train_config.ema_decay) if train_config.ema_decay else None
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train_config.lr_g, betas=betas, eps=eps)
@@ -172,19 +180,23 @@ class Trainer:
     @property
     def identity_negatives_on(self) -> bool:
         """Whether D_V trains on identity-only negatives: the recipe asks for them and the data has swaps."""
-        return self.swaps is not None
+        return self.swaps is not None and self.train_config.identity_weight > 0
 
-    def _real_batch(self, frames: int) -> tuple[Tensor, Tensor | None]:
-        """Real clips and, when identity negatives are on, the first few of them with their content swapped from a random frame."""
+    def _real_batch(self, frames: int) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Real clips, D_V's identity negatives (the first few clips with their content swapped from a
+        random frame, when on) and the clips' identity swaps (for D_P, when it has them)."""
         index = torch.randint(self.bank.shape[0], (self.train_config.batch_size,))
         offsets = torch.randint(self.bank.shape[2] - frames + 1, (self.train_config.batch_size,))
         picks = list(zip(index.tolist(), offsets.tolist()))
         clips = torch.stack([self.bank[i, :, o : o + frames] for i, o in picks]).to(self.device, non_blocking=True)
         if self.swaps is None:
-            return clips, None
-        picks = picks[: negatives_per_batch(len(picks))]
+            return clips, None, None
         swaps = torch.stack([self.swaps[i, :, o : o + frames] for i, o in picks]).to(self.device, non_blocking=True)
-        return clips, identity_negatives(clips[: len(picks)], swaps, switch_frames(len(picks), frames).to(self.device))
+        negatives = None
+        if self.identity_negatives_on:
+            count = negatives_per_batch(len(picks))
+            negatives = identity_negatives(clips[:count], swaps[:count], switch_frames(count, frames).to(self.device))
+        return clips, negatives, swaps if self.pair_critic is not None else None
 
     def iteration(self) -> dict[str, float]:
         """One generator iteration of the family's objective, then the weight average's update."""
@@ -204,15 +216,16 @@ class Trainer:
         latent_steps = 2 if self.long_clips_possible and torch.rand(()) < cfg.long_clip_prob else 1
         frames = (latent_steps + 1) * self.model_config.frames_per_latent
         self.generator.train()
-        for critic in (self.video_critic, self.image_critic):
+        for critic in self.critics.values():
             critic.requires_grad_(True)
         for _ in range(cfg.n_critic):
-            real, negatives = self._real_batch(frames)
+            real, negatives, swaps = self._real_batch(frames)
             z = sample_latents(self.model_config, cfg.batch_size, latent_steps).to(self.device)
             with torch.no_grad(), self._autocast():
                 fake = self.generator(z).float()
             video, image, identity = self._critic_update(real, fake, negatives)
-        for critic in (self.video_critic, self.image_critic):
+            pair = self._pair_update(real, fake, swaps) if self.pair_critic is not None else {}
+        for critic in self.critics.values():
             critic.requires_grad_(False)
         z = sample_latents(self.model_config, cfg.batch_size, latent_steps).to(self.device)
         self.opt_g.zero_grad(set_to_none=True)
@@ -221,11 +234,13 @@ class Trainer:
             loss_g, balance = self._generator_backward_measured(z)
         else:
             with self._autocast():
-                loss_g = generator_loss(self.video_critic, self.image_critic, self.generator(z), cfg.image_lambda)
+                fake = self.generator(z)
+                loss_g = generator_loss(self.video_critic, self.image_critic, fake, cfg.image_lambda) + self._pair_term(fake)
             loss_g.backward()
         self.opt_g.step()
         return {
             **identity,
+            **pair,
             **balance,
             "wasserstein_video": video.wasserstein,
             "wasserstein_image": image.wasserstein,
@@ -271,34 +286,45 @@ class Trainer:
             self.snapshot()
         return TrainResult(self.step, stopped, dict(self.latest))
 
+    def _pair_term(self, fake: Tensor) -> Tensor:
+        """G's content-critic term -lambda_p E[D_P(first frame, later frame)], 0 without D_P."""
+        if self.pair_critic is None:
+            return torch.zeros((), device=fake.device)
+        pairs = frame_pairs(fake, later_frames(fake.shape[0], fake.shape[2], fake.device))
+        return -self.train_config.pair_lambda * self.pair_critic(pairs).mean()
+
     def _generator_backward_measured(self, z: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """G's backward with its gradient split into the D_V and D_I terms, whose norms and cosine go to the log.
+        """G's backward with its gradient split into the D_V, D_I (and D_P) terms, whose norms and cosines go to the log.
 
         At lambda_i 20 the paper recipe measured cosine -0.31: D_I's term cancelled about 95 %
-        of D_V's pull along D_V's direction. ``along_video`` is that component of D_I's term
-        (negative: it works against D_V) over the norm of D_V's term.
+        of D_V's pull along D_V's direction. ``image_along_video`` is that component of D_I's
+        term (negative: it works against D_V) over the norm of D_V's term; ``pair_along_video``
+        the same for D_P's.
         """
         params = [p for p in self.generator.parameters() if p.requires_grad]
         with self._autocast():
             fake = self.generator(z)
-            video_term = -self.video_critic(fake).mean()
-            image_term = -self.train_config.image_lambda * self.image_critic(random_frames(fake)).mean()
-        video_grads = torch.autograd.grad(video_term, params, retain_graph=True, allow_unused=True)
-        image_grads = torch.autograd.grad(image_term, params, allow_unused=True)
-        video_flat = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(video_grads, params)])
-        image_flat = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(image_grads, params)])
-        video_norm, image_norm = float(video_flat.norm()), float(image_flat.norm())
-        cosine = float(torch.dot(video_flat, image_flat)) / max(video_norm * image_norm, 1e-30)
-        balance = {
-            "grad_norm_video": video_norm,
-            "grad_norm_image": image_norm,
-            "grad_cosine": cosine,
-            "image_along_video": cosine * image_norm / max(video_norm, 1e-30),
-        }
-        for param, gv, gi in zip(params, video_grads, image_grads):
-            parts = [g for g in (gv, gi) if g is not None]
+            terms = {
+                "video": -self.video_critic(fake).mean(),
+                "image": -self.train_config.image_lambda * self.image_critic(random_frames(fake)).mean(),
+            }
+            if self.pair_critic is not None:
+                terms["pair"] = self._pair_term(fake)
+        grads, flat = {}, {}
+        for index, (name, term) in enumerate(terms.items()):
+            grads[name] = torch.autograd.grad(term, params, retain_graph=index < len(terms) - 1, allow_unused=True)
+            flat[name] = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads[name], params)])
+        norms = {name: float(vector.norm()) for name, vector in flat.items()}
+        balance = {f"grad_norm_{name}": norm for name, norm in norms.items()}
+        for name in terms.keys() - {"video"}:
+            cosine = float(torch.dot(flat["video"], flat[name])) / max(norms["video"] * norms[name], 1e-30)
+            balance[f"{name}_along_video"] = cosine * norms[name] / max(norms["video"], 1e-30)
+            if name == "image":
+                balance["grad_cosine"] = cosine
+        for index, param in enumerate(params):
+            parts = [g[index] for g in grads.values() if g[index] is not None]
             param.grad = sum(parts) if parts else None
-        return (video_term + image_term).detach(), balance
+        return sum(terms.values()).detach(), balance
 
     def _critic_update(
         self, real: Tensor, fake: Tensor, negatives: Tensor | None
@@ -349,12 +375,50 @@ class Trainer:
             self.video_critic, torch.cat([real, real[: len(negatives)]]), torch.cat([fake, negatives])
         )
 
-    def _critic_step(self, loss: Tensor) -> None:
-        self.opt_dv.zero_grad(set_to_none=True)
-        self.opt_di.zero_grad(set_to_none=True)
+    def _critic_step(self, loss: Tensor, optimizers: tuple[torch.optim.Optimizer, ...] | None = None) -> None:
+        """One Adam step of D_V and D_I (or of ``optimizers``) on ``loss``."""
+        optimizers = optimizers or (self.opt_dv, self.opt_di)
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.opt_dv.step()
-        self.opt_di.step()
+        for optimizer in optimizers:
+            optimizer.step()
+
+    def _pair_update(self, real: Tensor, fake: Tensor, swaps: Tensor | None) -> dict[str, float]:
+        """One update of D_P (model/pairs.py), with ``penalty_step``'s split, on pairs drawn once for both steps."""
+        cfg, critic = self.train_config, self.pair_critic
+        optimizer = (self.critic_optimizers[f"opt_{PAIR_PREFIX.lower()}"],)
+        later = later_frames(real.shape[0], real.shape[2], real.device)
+        real_pairs, fake_pairs = frame_pairs(real, later), frame_pairs(fake, later)
+        negative_pairs = frame_pairs(swaps, later, first_from=real) if swaps is not None else None
+
+        def gaps() -> tuple[Tensor, Tensor]:
+            if negative_pairs is None:
+                return wasserstein_gap(critic, real_pairs, fake_pairs), torch.zeros((), device=real.device)
+            scores = critic(torch.cat([real_pairs, fake_pairs, negative_pairs]))
+            real_s, fake_s, negative_s = scores.split([len(real_pairs), len(fake_pairs), len(negative_pairs)])
+            return real_s.mean() - fake_s.mean(), real_s.mean() - negative_s.mean()
+
+        def penalty() -> Tensor:
+            if negative_pairs is None:
+                return gradient_penalty(critic, real_pairs, fake_pairs)
+            return gradient_penalty(critic, torch.cat([real_pairs, real_pairs]), torch.cat([fake_pairs, negative_pairs]))
+
+        with self._autocast():
+            gap, identity_gap = gaps()
+            objective = gap + PAIR_NEGATIVE_WEIGHT * identity_gap
+            if cfg.penalty_step == "joint":
+                penalty_value = penalty()
+                self._critic_step(cfg.gp_lambda * penalty_value - objective, optimizer)
+        if cfg.penalty_step == "separate":
+            self._critic_step(-objective, optimizer)
+            with self._autocast():
+                penalty_value = penalty()
+            self._critic_step(cfg.gp_lambda * penalty_value, optimizer)
+        values = {"wasserstein_pair": gap.item(), "gp_pair": penalty_value.item()}
+        if negative_pairs is not None:
+            values["identity_gap_pair"] = identity_gap.item()
+        return values
 
     def snapshot(self) -> None:
         """A montage of fixed latents and the loss curves, so progress can be seen at a glance."""
@@ -452,7 +516,8 @@ class Trainer:
         if state_path.exists():
             state = {k: v.to(self.device, torch.float32) for k, v in ckpt.load_tensors(state_path).items()}
             for prefix, critic in self.critics.items():
-                ckpt.load_module(prefix, critic, state)
+                if prefix != PAIR_PREFIX or ckpt.has_prefix(state, prefix):  # a base without D_P: D_P starts fresh
+                    ckpt.load_module(prefix, critic, state)
         self.base_model = label
 
     def _modules(self) -> list[tuple[str, torch.nn.Module]]:

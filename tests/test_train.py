@@ -202,7 +202,7 @@ def test_unpacking_a_file_that_is_not_a_packed_run_says_so(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"image_lambda": -1.0}, "image_lambda and gp_lambda must be >= 0"),
+        ({"image_lambda": -1.0}, "image_lambda, gp_lambda and pair_lambda must be >= 0"),
         ({"penalty_step": "both"}, "penalty_step must be 'joint' or 'separate'"),
         ({"ema_decay": 1.0}, r"ema_decay must lie in \[0, 1\)"),
         ({"lr_g": 0.0}, "learning rates must be positive"),
