@@ -44,6 +44,12 @@ def main() -> None:
           "a D_V that scores content switching at or above real gives fakeness no unit)")
     for row, kind in enumerate(kinds):
         print(f"{kind:26}" + "".join(f"{reports[n].scores[row].drop:24.2f}" for n in names))
+    with_pairs = [n for n in names if reports[n].pair_scores]
+    if with_pairs:
+        print("content critic D_P on (first, last frame) pairs: drop below real pairs in real-score std")
+        print(f"{'kind':26}" + "".join(f"{Path(n).stem[:22]:>24}" for n in with_pairs))
+        for row, kind in enumerate(s.kind for s in reports[with_pairs[0]].pair_scores):
+            print(f"{kind:26}" + "".join(f"{reports[n].pair_scores[row].drop:24.2f}" for n in with_pairs))
     for label, key in (("step", "step"), ("lambda_i of the run", "image_lambda"), ("|grad D_V| per clip", "video_grad_norm"),
                        ("|grad D_I| per frame", "image_grad_norm"), ("balanced lambda_i", "balanced_image_lambda")):
         print(f"{label:26}" + "".join(f"{getattr(reports[n], key):24.3g}" for n in names))

@@ -13,6 +13,8 @@ fakeness (NaN), and every kind's drop in units of the real clips' score spread s
 With identity swaps (:func:`identity_swapped_clips`: the same motion, other content from the
 middle frame on) the probe also reports ``IDENTITY_KIND``, the measure the coherent recipe is
 judged by: its drop below real in real-score std (the paper recipe's bundled critic: 0.0).
+A run with the content critic D_P (model/pairs.py) also gets D_P's drops on (first, last
+frame) pairs of real, other-real, identity-swapped and generated clips.
 The generated clips are also scored with their middle frame frozen and with their frames
 shuffled: if freezing or shuffling makes them *less* fake, D_V objects to G's temporal
 dynamics more than to its frames.
@@ -36,7 +38,8 @@ from torch import Tensor, nn
 from savgan.model import checkpoint as ckpt
 from savgan.model.config import ModelConfig, TrainConfig
 from savgan.model.family import build_generator, family_of
-from savgan.model.networks import sample_latents
+from savgan.model.networks import ImageCritic, sample_latents
+from savgan.model.pairs import PAIR_PREFIX, frame_pairs
 
 SWITCH_PERIODS = (8, 2, 1)
 REFERENCE_KIND = "content switch every 1"
@@ -59,6 +62,7 @@ class ProbeReport:
     step: int
     image_lambda: float
     scores: list[KindScore]
+    pair_scores: list[KindScore]  # the content critic D_P's, on (first, last frame) pairs; empty without D_P
     video_grad_norm: float  # mean ||d D_V / d clip|| on generated clips
     image_grad_norm: float  # mean ||d D_I / d frame|| on generated frames
     balanced_image_lambda: float
@@ -117,6 +121,32 @@ def score_kinds(video_critic: nn.Module, kinds: dict[str, Tensor]) -> list[KindS
     ]
 
 
+PAIR_KINDS = ("real", "other real", IDENTITY_KIND, "generated")
+"""Clip kinds D_P is scored on; "other real" pairs a clip's first frame with another clip's last."""
+
+
+def score_pairs(pair_critic: nn.Module, kinds: dict[str, Tensor]) -> list[KindScore]:
+    """D_P's scores on (first frame, last frame) pairs of PAIR_KINDS; drops in real-score std, no fakeness unit.
+
+    "other real" is built from the real clips' first frames and the other clips' last frames,
+    so it changes content and position; the identity swap changes content only.
+    """
+    real = kinds["real"]
+    last = torch.full((real.shape[0],), real.shape[2] - 1)
+    pairs = {
+        name: frame_pairs(kinds[name], last, first_from=real if name == "other real" else None)
+        for name in PAIR_KINDS
+        if name in kinds
+    }
+    with torch.no_grad():
+        raw = {name: pair_critic(p) for name, p in pairs.items()}
+    mean, spread = float(raw["real"].mean()), float(raw["real"].std())
+    return [
+        KindScore(name, float(s.mean()), float(s.std()), float("nan"), (mean - float(s.mean())) / spread if spread > 0 else float("nan"))
+        for name, s in raw.items()
+    ]
+
+
 def identity_swapped_clips(source: str, count: int, frames: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Held-out real clips (K, T, H, W) and the same clips with other content on the same motion from frame T/2 on.
 
@@ -160,6 +190,8 @@ def probe(
     if real.shape[1:] != expected or others.shape != real.shape:
         raise ValueError(f"real clips must be (K, {expected[0]}, {expected[1]}, {expected[2]}), got {real.shape} and {others.shape}")
     critics = family_of(config).build_critics(config)
+    if ckpt.has_prefix(tensors, PAIR_PREFIX):
+        critics[PAIR_PREFIX] = ImageCritic(config, frames_in=2)
     for prefix, critic in critics.items():
         ckpt.load_module(prefix, critic, tensors)
         critic.eval()
@@ -189,6 +221,7 @@ def probe(
         step=int(manifest["step"]),
         image_lambda=TrainConfig.from_dict(manifest["train_config"]).image_lambda,
         scores=score_kinds(critics["DV"], kinds),
+        pair_scores=score_pairs(critics[PAIR_PREFIX], kinds) if PAIR_PREFIX in critics else [],
         video_grad_norm=video_norm,
         image_grad_norm=image_norm,
         balanced_image_lambda=video_norm / image_norm,

@@ -19,6 +19,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+PAIR_PREFIX = "DP"
+"""The content critic's checkpoint prefix (its optimiser's: opt_dp)."""
+
 PAIR_NEGATIVE_WEIGHT = 1.0
 """Weight of the identity-swapped pairs in D_P's objective: they are what D_P is for."""
 

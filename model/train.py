@@ -39,11 +39,10 @@ from savgan.model.losses import (
     wasserstein_gap,
 )
 from savgan.model.networks import ImageCritic, sample_latents
-from savgan.model.pairs import PAIR_NEGATIVE_WEIGHT, frame_pairs, later_frames
+from savgan.model.pairs import PAIR_NEGATIVE_WEIGHT, PAIR_PREFIX, frame_pairs, later_frames
 from savgan.model.plots import plot_losses, save_sample_montage
 
 STEP_SEED_STRIDE = 1_000_003
-PAIR_PREFIX = "DP"  # the content critic's checkpoint prefix (its optimiser: opt_dp)
 # TrainConfig fields a resume may change: none alters the steps the run replays.
 RESUME_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every", "ema_decay"})
 

@@ -3,13 +3,14 @@
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
 from savgan.model import checkpoint as ckpt
 from savgan.model.config import AttentionSpec, preset
-from savgan.model.pairs import frame_pairs, later_frames
-from savgan.model.train import PAIR_PREFIX, TrainHooks, Trainer
+from savgan.model.pairs import PAIR_PREFIX, frame_pairs, later_frames
+from savgan.model.train import TrainHooks, Trainer
 from tests.test_train import TINY, tiny_bank, tiny_config
 
 
@@ -124,3 +125,21 @@ def test_only_savgan_families_train_a_pair_critic(tmp_path):
     with pytest.raises(ValueError, match="content critic"):
         bank = torch.zeros(2, 1, tgan2.frames, tgan2.size, tgan2.size)
         Trainer(tgan2, tiny_config(pair_lambda=1.0), bank, tmp_path / "t", "random")
+
+
+def test_the_probe_scores_the_pair_critic_when_a_run_has_one(tmp_path):
+    from savgan.model.critic_probe import IDENTITY_KIND, PAIR_KINDS, probe
+
+    trainer = _pair_trainer(tmp_path, "run", steps=1)
+    trainer.train(TrainHooks(show_progress_bar=False))
+    clips = np.random.default_rng(0).uniform(-1, 1, (6, 8, 16, 16)).astype(np.float32)
+    swapped = clips[:3].copy()
+    swapped[:, 4:] = clips[3:, 4:]
+    report = probe(tmp_path / "run", clips[:3], clips[3:], swapped=swapped)
+    pairs = {s.kind: s for s in report.pair_scores}
+    assert list(pairs) == list(PAIR_KINDS) and pairs["real"].drop == 0.0
+    # the swapped clip's pair is (its own first frame, the other clip's last): "other real"'s pair exactly
+    assert pairs[IDENTITY_KIND].mean == pytest.approx(pairs["other real"].mean)
+    plain = Trainer(TINY, tiny_config(steps=1), tiny_bank(), tmp_path / "plain", "random clips")
+    plain.train(TrainHooks(show_progress_bar=False))
+    assert probe(tmp_path / "plain", clips[:3], clips[3:]).pair_scores == []
