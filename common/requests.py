@@ -3,6 +3,7 @@
 The same pydantic models serve the OpenAPI schema (limits and examples) and the worker, so
 the two sides cannot drift apart. Limits that depend on configuration (frame and video
 counts, training steps) are checked against :class:`Settings` by :func:`check_limits`.
+Integer fields are strict: ``"frames": "10"`` or ``"seed": false`` is a 422, not a silent cast.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ class GenerateRequest(BaseModel):
         },
     )
 
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="same seed, model and parameters give the same video")
-    frames: int = Field(32, ge=1, le=1024, description="frames per video; longer than the trained clip is fine")
-    count: int = Field(1, ge=1, le=64, description="number of videos")
+    seed: int = Field(0, ge=0, le=2**31 - 1, strict=True, description="same seed, model and parameters give the same video")
+    frames: int = Field(32, ge=1, le=1024, strict=True, description="frames per video; longer than the trained clip is fine")
+    count: int = Field(1, ge=1, le=64, strict=True, description="number of videos")
     model: str = Field("mmnist", pattern=MODEL_SPEC_PATTERN, description="model name, optionally name:version")
     formats: list[VideoFormat] = Field(["ome-tiff"], min_length=1, max_length=5, description="output files per video")
     pixel_size_um: float | None = Field(None, gt=0, le=1000, description="metadata; default: the model's training data")
@@ -57,13 +58,13 @@ class TrainParameters(BaseModel):
         "lambda_i 5 (docs/RECIPES.md); paper: SAVGAN as published. Recordings have no identity swaps, so on "
         "them the coherent recipe keeps its first layer and lambda_i and trains without negatives",
     )
-    steps: int = Field(200, ge=1, le=1_000_000, description="generator steps")
-    batch_size: int = Field(8, ge=1, le=64)
+    steps: int = Field(200, ge=1, le=1_000_000, strict=True, description="generator steps")
+    batch_size: int = Field(8, ge=1, le=64, strict=True)
     lr_g: float = Field(1e-4, gt=0, le=1e-2)
     lr_d: float | None = Field(
         None, gt=0, le=1e-2, description="critic learning rate; default: the family's (4e-4 SAVGAN/3DGAN, 1e-4 TGANv2)"
     )
-    n_critic: int = Field(5, ge=1, le=10)
+    n_critic: int = Field(5, ge=1, le=10, strict=True)
     ema_decay: float = Field(
         0.0, ge=0, lt=1, description="publish a moving average of the generator's weights (e.g. 0.999); 0: the last step's"
     )
@@ -79,9 +80,9 @@ class TrainParameters(BaseModel):
         description="joint: one critic step on -W + 10 GP, as the paper writes it; separate: a step on -W, then "
         "one on the penalty, as the reference code does",
     )
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    seed: int = Field(0, ge=0, le=2**31 - 1, strict=True)
     patch_method: Literal["flow", "grid"] = Field("flow", description="patches around moving cells, or a grid")
-    checkpoint_every: int = Field(50, ge=1, le=100_000)
+    checkpoint_every: int = Field(50, ge=1, le=100_000, strict=True)
     webhook_url: HttpUrl | None = None
 
 

@@ -372,9 +372,10 @@ FAMILY_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
 class Recipe:
     """A named way to train: the first layer of G and the TrainConfig fields that differ from the paper's.
 
-    ``paper`` is SAVGAN as published. ``coherent`` (docs/RECIPES.md) is what the bundled
-    models and POST /train use: one content code per clip in G, identity-only negatives for
-    D_V, and lambda_i 5 instead of 50 so that D_I no longer cancels D_V's pull on G.
+    ``paper`` is SAVGAN as published. ``coherent`` (docs/RECIPES.md) is the default of
+    ``savgan train`` and POST /train: one content code per clip in G, identity-only negatives
+    for D_V, and lambda_i 5 instead of 50 so that D_I cancels less of D_V's pull on G. The
+    bundled models were trained with the paper recipe (their model cards say how).
     """
 
     content_code: ContentCode

@@ -122,6 +122,21 @@ def _only_series(tif: tifffile.TiffFile, path: Path) -> tifffile.TiffPageSeries:
     return tif.series[0]
 
 
+def _check_finite(path: Path, series: tifffile.TiffPageSeries) -> None:
+    """Refuse NaN or infinite pixels at upload: the worker would otherwise fail seconds later on a NaN loss.
+
+    Reads the pixels page by page; the size limits checked before bound the work.
+    """
+    bad = total = 0
+    for page in series.pages:
+        pixels = page.asarray()
+        bad += int(pixels.size - np.count_nonzero(np.isfinite(pixels)))
+        total += pixels.size
+    if bad:
+        raise RecordingError(path, f"{bad} of {total} pixels are NaN or infinite",
+                             "replace them (for example with the background value) before uploading")
+
+
 def _probe_tiff(path: Path) -> tuple[int, int, int]:
     file_size = path.stat().st_size
     with _tifffile_errors() as errors:
@@ -138,6 +153,8 @@ def _probe_tiff(path: Path) -> tuple[int, int, int]:
                 if series.dtype is None or series.dtype.kind not in "uif":
                     raise RecordingError(path, f"pixel type {series.dtype} is not supported",
                                              "save as 8- or 16-bit integers or 32-bit floats")
+                if series.dtype.kind == "f":
+                    _check_finite(path, series)
         except RecordingError:
             raise
         except Exception as exc:  # noqa: BLE001 - any parser failure on user bytes is a corrupt file

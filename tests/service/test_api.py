@@ -73,6 +73,16 @@ def api(settings_local: Settings, tmp_path: Path):
         yield client
 
 
+def float_tiff_bytes(bad: int, frames: int = 40, size: int = 64) -> bytes:
+    """A float32 recording with ``bad`` pixels NaN or infinite, spread over frames."""
+    video = np.random.default_rng(0).uniform(0, 1, (frames, size, size)).astype(np.float32)
+    for index in range(bad):
+        video[index * 7 % frames, index, index] = (np.nan, np.inf, -np.inf)[index % 3]
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, video, photometric="minisblack")
+    return buffer.getvalue()
+
+
 def tiff_bytes(frames: int = 40, size: int = 64) -> bytes:
     t, y, x = np.mgrid[0:frames, 0:size, 0:size]
     video = 100 + 1000 * np.exp(-((x - 10 - t) ** 2 + (y - size // 2) ** 2) / 40.0)
@@ -114,6 +124,10 @@ def test_generate_queues_the_resolved_model_and_links(api):
         ({"model": "tiny:9"}, 404, "has no version '9'; versions: 1"),
         ({"model": "tiny", "frames": 5000}, 422, "frames: Input should be less than or equal to 1024"),
         ({"model": "tiny", "frames": "many"}, 422, "frames: Input should be a valid integer"),
+        ({"model": "tiny", "frames": "10"}, 422, "frames: Input should be a valid integer"),  # no silent casts
+        ({"model": "tiny", "frames": True}, 422, "frames: Input should be a valid integer"),
+        ({"model": "tiny", "seed": False}, 422, "seed: Input should be a valid integer"),
+        ({"model": "tiny", "count": 2.0}, 422, "count: Input should be a valid integer"),
         ({"model": "tiny", "count": 20}, 422, "count must be at most 16 on this server, got 20"),
         ({"model": "tiny", "formats": ["bmp"]}, 422, "formats.0: Input should be"),
         ({"model": "tiny", "colour": "red"}, 422, "colour: Extra inputs are not permitted"),
@@ -164,6 +178,7 @@ def test_train_stores_uploads_and_queues(api):
         ([("short.tif", tiff_bytes(frames=10), "image/tiff")], None, 422, "short.tif: has 10 frames, fewer than the 16"),
         ([("small.tif", tiff_bytes(size=24), "image/tiff")], None, 422, "small.tif: frames are 24x24 pixels"),
         ([("empty.tif", b"", "image/tiff")], None, 422, "empty.tif: the file is empty"),
+        ([("nan.tif", float_tiff_bytes(bad=3), "image/tiff")], None, 422, "nan.tif: 3 of 163840 pixels are NaN or infinite"),
         ([("cells.tif", tiff_bytes(), "image/tiff")], "omit", 422, "`params`"),
         ([("cells.tif", tiff_bytes(), "image/tiff")], {"name": "Bad Name"}, 422, "params.name: String should match pattern"),
         ([("cells.tif", tiff_bytes(), "image/tiff")], {"name": "x", "steps": 200000}, 422, "steps must be at most 100000"),
