@@ -137,7 +137,7 @@ class PlainReferenceTrainer:
         for net in (self.generator, self.video_critic, self.image_critic):
             net.train()
         for _ in range(cfg.n_critic):
-            real, _ = self.ours._real_batch(model.frames)
+            real, _, _ = self.ours._real_batch(model.frames)
             fake = self.generator(sample_latents(model, cfg.batch_size).to(real.device))
             if cfg.penalty_step == "joint":
                 self.reset_grad()

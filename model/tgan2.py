@@ -342,7 +342,7 @@ def train_iteration(trainer: Trainer) -> dict[str, float]:
     generator.train()
     critic.requires_grad_(True)
     for _ in range(cfg.n_critic):
-        real, _ = trainer._real_batch(config.frames)
+        real, _, _ = trainer._real_batch(config.frames)
         z = sample_latents(config, cfg.batch_size).to(device)
         with torch.no_grad(), trainer._autocast():
             fakes = [f.float() for f in generator.levels_forward(z)]
