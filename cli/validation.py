@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from savgan.model.limits import MAX_FRAMES
+from savgan.model.limits import check_frames
 
 MIN_SIMULATED_SIZE = 8  # model/data/simulator.py MIN_SIZE, spelt out: the simulator imports scipy
 
@@ -57,8 +57,8 @@ def check_within(option: str, value: float | None, low: float, high: float, high
 
 def check_frame_count(value: int | None, low: int = 1, why: str = "") -> None:
     """``--frames`` (None: not given) within what generation makes (model/limits.py MAX_FRAMES)."""
-    if value is not None and not low <= value <= MAX_FRAMES:
-        raise ValueError(f"--frames must be between {low} and {MAX_FRAMES}{why}, got {value}")
+    if value is not None:
+        check_frames(value, low, "--frames", why)
 
 
 def check_positive(option: str, value: float | None) -> None:

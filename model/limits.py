@@ -3,6 +3,7 @@
 MAX_FRAMES = 1024
 
 
-def check_frames(frames: int) -> None:
-    if not 1 <= frames <= MAX_FRAMES:
-        raise ValueError(f"frames must be between 1 and {MAX_FRAMES}, got {frames}")
+def check_frames(frames: int, low: int = 1, name: str = "frames", why: str = "") -> None:
+    """``frames`` within [low, MAX_FRAMES]; ``name`` and ``why`` word the message (the CLI: ``--frames``)."""
+    if not low <= frames <= MAX_FRAMES:
+        raise ValueError(f"{name} must be between {low} and {MAX_FRAMES}{why}, got {frames}")

@@ -33,6 +33,29 @@ def wasserstein_gap(critic: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
     return critic(real).mean() - critic(fake).mean()
 
 
+def gaps_with_negatives(critic: nn.Module, real: Tensor, fake: Tensor, negatives: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The Wasserstein estimate, and the identity gap E[D(real)] - E[D(negative)] on the first
+    len(negatives) real samples (0 without negatives): the negatives are those samples' identity swaps.
+
+    With negatives, one forward scores real, fake and negative samples together.
+    """
+    if negatives is None:
+        return wasserstein_gap(critic, real, fake), torch.zeros((), device=real.device)
+    scores = critic(torch.cat([real, fake, negatives]))
+    real_scores, fake_scores, negative_scores = scores.split([len(real), len(fake), len(negatives)])
+    return real_scores.mean() - fake_scores.mean(), real_scores[: len(negatives)].mean() - negative_scores.mean()
+
+
+def penalty_with_negatives(critic: nn.Module, real: Tensor, fake: Tensor, negatives: Tensor | None) -> Tensor:
+    """The gradient penalty on real-fake interpolates, and with negatives on real-negative ones too.
+
+    The guard identity negatives need: without it the D_V pilot's penalty tripled (model/identity.py).
+    """
+    if negatives is None:
+        return gradient_penalty(critic, real, fake)
+    return gradient_penalty(critic, torch.cat([real, real[: len(negatives)]]), torch.cat([fake, negatives]))
+
+
 def critic_loss(critic: nn.Module, real: Tensor, fake: Tensor, gp_lambda: float) -> CriticLoss:
     """L = E[D(fake)] - E[D(real)] + lambda * GP (eqs. 3 and 4)."""
     wasserstein = wasserstein_gap(critic, real, fake)

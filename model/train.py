@@ -33,8 +33,10 @@ from savgan.model.layout import LOG, LOSSES, SAMPLES
 from savgan.model.losses import (
     CriticLoss,
     critic_loss,
+    gaps_with_negatives,
     generator_loss,
     gradient_penalty,
+    penalty_with_negatives,
     random_frames,
     wasserstein_gap,
 )
@@ -190,10 +192,11 @@ class Trainer:
         clips = torch.stack([self.bank[i, :, o : o + frames] for i, o in picks]).to(self.device, non_blocking=True)
         if self.swaps is None:
             return clips, None, None
-        swaps = torch.stack([self.swaps[i, :, o : o + frames] for i, o in picks]).to(self.device, non_blocking=True)
+        count = negatives_per_batch(len(picks))
+        wanted = picks if self.pair_critic is not None else picks[:count]  # D_V alone needs only its negatives' swaps
+        swaps = torch.stack([self.swaps[i, :, o : o + frames] for i, o in wanted]).to(self.device, non_blocking=True)
         negatives = None
         if self.identity_negatives_on:
-            count = negatives_per_batch(len(picks))
             negatives = identity_negatives(clips[:count], swaps[:count], switch_frames(count, frames).to(self.device))
         return clips, negatives, swaps if self.pair_critic is not None else None
 
@@ -336,43 +339,24 @@ class Trainer:
         cfg = self.train_config
         if cfg.penalty_step == "joint":
             with self._autocast():
-                gap, identity_gap = self._video_gaps(real, fake, negatives)
-                penalty = self._video_penalty(real, fake, negatives)
+                gap, identity_gap = gaps_with_negatives(self.video_critic, real, fake, negatives)
+                penalty = penalty_with_negatives(self.video_critic, real, fake, negatives)
                 image = critic_loss(self.image_critic, random_frames(real), random_frames(fake), cfg.gp_lambda)
             self._critic_step(cfg.gp_lambda * penalty - gap - cfg.identity_weight * identity_gap + image.loss)
         else:
             frames = random_frames(real), random_frames(fake)
             with self._autocast():
-                gap, identity_gap = self._video_gaps(real, fake, negatives)
+                gap, identity_gap = gaps_with_negatives(self.video_critic, real, fake, negatives)
                 image_gap = wasserstein_gap(self.image_critic, *frames)
             self._critic_step(-(gap + image_gap + cfg.identity_weight * identity_gap))
             with self._autocast():
-                penalty = self._video_penalty(real, fake, negatives)
+                penalty = penalty_with_negatives(self.video_critic, real, fake, negatives)
                 image_penalty = gradient_penalty(self.image_critic, *frames)
             self._critic_step(cfg.gp_lambda * (penalty + image_penalty))
             image = CriticLoss((cfg.gp_lambda * image_penalty - image_gap).detach(), image_gap.item(), image_penalty.item())
         video = CriticLoss((cfg.gp_lambda * penalty - gap).detach(), gap.item(), penalty.item())
         identity = {"identity_gap_video": identity_gap.item()} if negatives is not None else {}
         return video, image, identity
-
-    def _video_gaps(self, real: Tensor, fake: Tensor, negatives: Tensor | None) -> tuple[Tensor, Tensor]:
-        """D_V's Wasserstein estimate, and its identity gap on the first len(negatives) real clips (0 without negatives).
-
-        With negatives, one forward scores real, fake and negative clips together.
-        """
-        if negatives is None:
-            return wasserstein_gap(self.video_critic, real, fake), torch.zeros((), device=real.device)
-        scores = self.video_critic(torch.cat([real, fake, negatives]))
-        real_scores, fake_scores, negative_scores = scores.split([len(real), len(fake), len(negatives)])
-        return real_scores.mean() - fake_scores.mean(), real_scores[: len(negatives)].mean() - negative_scores.mean()
-
-    def _video_penalty(self, real: Tensor, fake: Tensor, negatives: Tensor | None) -> Tensor:
-        """D_V's gradient penalty on real-fake interpolates, and with negatives on real-negative ones too."""
-        if negatives is None:
-            return gradient_penalty(self.video_critic, real, fake)
-        return gradient_penalty(
-            self.video_critic, torch.cat([real, real[: len(negatives)]]), torch.cat([fake, negatives])
-        )
 
     def _critic_step(self, loss: Tensor, optimizers: tuple[torch.optim.Optimizer, ...] | None = None) -> None:
         """One Adam step of D_V and D_I (or of ``optimizers``) on ``loss``."""
@@ -390,29 +374,16 @@ class Trainer:
         later = later_frames(real.shape[0], real.shape[2], real.device)
         real_pairs, fake_pairs = frame_pairs(real, later), frame_pairs(fake, later)
         negative_pairs = frame_pairs(swaps, later, first_from=real) if swaps is not None else None
-
-        def gaps() -> tuple[Tensor, Tensor]:
-            if negative_pairs is None:
-                return wasserstein_gap(critic, real_pairs, fake_pairs), torch.zeros((), device=real.device)
-            scores = critic(torch.cat([real_pairs, fake_pairs, negative_pairs]))
-            real_s, fake_s, negative_s = scores.split([len(real_pairs), len(fake_pairs), len(negative_pairs)])
-            return real_s.mean() - fake_s.mean(), real_s.mean() - negative_s.mean()
-
-        def penalty() -> Tensor:
-            if negative_pairs is None:
-                return gradient_penalty(critic, real_pairs, fake_pairs)
-            return gradient_penalty(critic, torch.cat([real_pairs, real_pairs]), torch.cat([fake_pairs, negative_pairs]))
-
         with self._autocast():
-            gap, identity_gap = gaps()
+            gap, identity_gap = gaps_with_negatives(critic, real_pairs, fake_pairs, negative_pairs)
             objective = gap + PAIR_NEGATIVE_WEIGHT * identity_gap
             if cfg.penalty_step == "joint":
-                penalty_value = penalty()
+                penalty_value = penalty_with_negatives(critic, real_pairs, fake_pairs, negative_pairs)
                 self._critic_step(cfg.gp_lambda * penalty_value - objective, optimizer)
         if cfg.penalty_step == "separate":
             self._critic_step(-objective, optimizer)
             with self._autocast():
-                penalty_value = penalty()
+                penalty_value = penalty_with_negatives(critic, real_pairs, fake_pairs, negative_pairs)
             self._critic_step(cfg.gp_lambda * penalty_value, optimizer)
         values = {"wasserstein_pair": gap.item(), "gp_pair": penalty_value.item()}
         if negative_pairs is not None:
