@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The savgan API image: FastAPI + uvicorn, no torch.
 #
 # The API only validates requests, streams uploads to object storage, queues jobs by task name
@@ -20,10 +19,12 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Dependencies first: this layer is reused until the lock file changes.
-COPY docker/requirements-api.txt /tmp/requirements-api.txt
-# --no-deps: the file is the whole closure, pinned; pip check proves it is complete.
-RUN pip install --no-cache-dir --no-deps -r /tmp/requirements-api.txt \
+# Dependencies first: this layer is reused until the lock changes. --no-deps: the list is the
+# whole closure, its versions from constraints.txt (the lock the tests install from); pip check
+# proves it complete.
+COPY constraints.txt docker/requirements-api.txt /tmp/build/
+RUN python -c "import sys; assert (3, 11, 3) <= sys.version_info[:3] < (3, 12), f'savgan needs Python 3.11.3+, not {sys.version}'" \
+    && pip install --no-cache-dir --no-deps -c /tmp/build/constraints.txt -r /tmp/build/requirements-api.txt \
     && pip check
 COPY pyproject.toml README.md ./
 COPY model/ model/

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The savgan Celery worker image, two targets:
 #
 #   gpu (default: the last stage): the official CUDA PyTorch runtime image; its torch
@@ -13,9 +12,10 @@
 #
 # Base images are pinned by version tag; at release pin the digests as well
 # (IMAGE:TAG@sha256:..., `docker buildx imagetools inspect IMAGE:TAG` prints them).
-# TORCH_VERSION of the cpu target follows the torch of PYTORCH_IMAGE, so both variants compute
-# with the same library version; change them together.
-ARG PYTORCH_IMAGE=pytorch/pytorch:2.10.0-cuda12.8-cudnn9-runtime
+# The torch version is declared once, in constraints.txt (the lock the tests install from): the
+# cpu target installs that pin, and the gpu target's base image must carry the same version (its
+# build fails otherwise; tests/test_lock.py checks the tag below against the lock).
+ARG PYTORCH_IMAGE=pytorch/pytorch:2.13.0-cuda12.8-cudnn9-runtime
 ARG PYTHON_IMAGE=python:3.11.14-slim-trixie
 
 # ---- wheel: the savgan wheel, built once for both targets ------------------------------------
@@ -32,7 +32,6 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # ---- cpu: python slim + CPU-only torch ---------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS cpu
-ARG TORCH_VERSION=2.10.0
 LABEL org.opencontainers.image.title="savgan-worker-cpu" \
       org.opencontainers.image.description="SAVGAN video synthesis service: Celery worker (CPU only)" \
       org.opencontainers.image.licenses="MIT"
@@ -43,18 +42,21 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     SAVGAN_MODE=distributed \
     SAVGAN_DEVICE=cpu \
     SAVGAN_WORKER_MODEL_CACHE_DIR=/var/cache/savgan/models
-COPY docker/requirements-api.txt docker/requirements-worker.txt /tmp/requirements/
-COPY --from=wheel /wheels /tmp/wheels
-# The pinned lists first (--no-deps), then the CPU torch wheel from PyTorch's CPU index (its own
-# small dependencies come along; those already pinned stay), then the project without deps.
-RUN pip install --no-cache-dir --no-deps \
-       -r /tmp/requirements/requirements-api.txt -r /tmp/requirements/requirements-worker.txt \
-    && pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu "torch==${TORCH_VERSION}" \
-    && pip install --no-cache-dir --no-deps /tmp/wheels/savgan-*.whl \
+# Build inputs are bind-mounted, never copied, so no layer keeps them. Everything --no-deps with
+# versions from the lock: the pinned lists (torch's own dependencies included) from PyPI, then
+# only the CPU torch wheel from PyTorch's CPU index, then the project.
+RUN --mount=type=bind,source=constraints.txt,target=/tmp/build/constraints.txt \
+    --mount=type=bind,source=docker,target=/tmp/build/docker \
+    --mount=type=bind,from=wheel,source=/wheels,target=/tmp/build/wheels \
+    pip install --no-cache-dir --no-deps -c /tmp/build/constraints.txt \
+       -r /tmp/build/docker/requirements-api.txt -r /tmp/build/docker/requirements-worker.txt \
+       -r /tmp/build/docker/requirements-torch.txt \
+    && pip install --no-cache-dir --no-deps -c /tmp/build/constraints.txt \
+       --index-url https://download.pytorch.org/whl/cpu torch \
+    && pip install --no-cache-dir --no-deps /tmp/build/wheels/savgan-*.whl \
     && pip check \
     && python -c "import torch; assert not torch.cuda.is_available(); print('torch', torch.__version__)" \
-    && python -c "import savgan.worker.tasks, savgan.model.generate, savgan.model.train" \
-    && rm -rf /tmp/requirements /tmp/wheels
+    && python -c "import savgan.worker.tasks, savgan.model.generate, savgan.model.train"
 RUN groupadd --system --gid 10001 savgan \
     && useradd --system --uid 10001 --gid savgan --home-dir /home/savgan --create-home \
        --shell /usr/sbin/nologin savgan \
@@ -62,8 +64,8 @@ RUN groupadd --system --gid 10001 savgan \
     && chown -R savgan:savgan /var/cache/savgan
 WORKDIR /home/savgan
 USER 10001:10001
-HEALTHCHECK --interval=60s --timeout=30s --start-period=120s --retries=3 \
-    CMD ["sh", "-c", "celery -A savgan.worker.app inspect ping --destination \"celery@$HOSTNAME\" --timeout 15 > /dev/null || exit 1"]
+HEALTHCHECK --interval=60s --timeout=30s --start-period=180s --retries=3 \
+    CMD ["sh", "-c", "celery -A savgan.worker.app inspect ping --destination \"celery@$(hostname)\" --timeout 15 > /dev/null || exit 1"]
 CMD ["savgan", "worker", "--queues", "generate,train", "--concurrency", "1"]
 
 # ---- gpu: CUDA PyTorch base, torch untouched --------------------------------------------------
@@ -78,20 +80,23 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     SAVGAN_MODE=distributed \
     SAVGAN_DEVICE=auto \
     SAVGAN_WORKER_MODEL_CACHE_DIR=/var/cache/savgan/models
-COPY docker/requirements-api.txt docker/requirements-worker.txt /tmp/requirements/
-COPY --from=wheel /wheels /tmp/wheels
 # The project needs Python 3.11 (pyproject requires-python); fail early and clearly if a newer
-# base image changed it. Everything is installed with --no-deps from the pinned lists, so pip
-# never resolves torch again; the torch version is compared before and after to prove it.
-RUN python -c "import sys; assert sys.version_info[:2] == (3, 11), f'savgan needs Python 3.11, {sys.version} in PYTORCH_IMAGE'" \
+# base image changed it, or if its torch is not the lock's. Everything is installed with
+# --no-deps from the pinned lists, so pip never resolves torch again; the torch version is
+# compared before and after to prove it.
+RUN --mount=type=bind,source=constraints.txt,target=/tmp/build/constraints.txt \
+    --mount=type=bind,source=docker,target=/tmp/build/docker \
+    --mount=type=bind,from=wheel,source=/wheels,target=/tmp/build/wheels \
+    python -c "import sys; assert sys.version_info[:3] >= (3, 11, 3) and sys.version_info[:2] == (3, 11), f'savgan needs Python 3.11.3+, {sys.version} in PYTORCH_IMAGE'" \
+    && python -c "import re, torch; pin = re.search(r'^torch==(\S+)', open('/tmp/build/constraints.txt').read(), re.M)[1]; assert torch.__version__.split('+')[0] == pin, f'PYTORCH_IMAGE has torch {torch.__version__}, constraints.txt pins {pin}'" \
     && python -c "import torch; print(torch.__version__)" > /tmp/torch-before \
-    && pip install --no-cache-dir --no-deps \
-       -r /tmp/requirements/requirements-api.txt -r /tmp/requirements/requirements-worker.txt \
-    && pip install --no-cache-dir --no-deps /tmp/wheels/savgan-*.whl \
+    && pip install --no-cache-dir --no-deps -c /tmp/build/constraints.txt \
+       -r /tmp/build/docker/requirements-api.txt -r /tmp/build/docker/requirements-worker.txt \
+    && pip install --no-cache-dir --no-deps /tmp/build/wheels/savgan-*.whl \
     && python -c "import torch; print(torch.__version__)" > /tmp/torch-after \
     && cmp /tmp/torch-before /tmp/torch-after \
     && python -c "import savgan.worker.tasks, savgan.model.generate, savgan.model.train" \
-    && rm -rf /tmp/requirements /tmp/wheels /tmp/torch-before /tmp/torch-after
+    && rm -f /tmp/torch-before /tmp/torch-after
 RUN groupadd --system --gid 10001 savgan \
     && useradd --system --uid 10001 --gid savgan --home-dir /home/savgan --create-home \
        --shell /usr/sbin/nologin savgan \
@@ -100,7 +105,8 @@ RUN groupadd --system --gid 10001 savgan \
 WORKDIR /home/savgan
 USER 10001:10001
 # Alive = this node answers a broadcast ping through the broker (the main process answers even
-# while its child trains). The Celery node name is celery@<container hostname>.
+# while its child trains). The Celery node name is celery@<container hostname>; $(hostname)
+# rather than $HOSTNAME, which only some runtimes export into exec'd processes (podman does not).
 HEALTHCHECK --interval=60s --timeout=30s --start-period=180s --retries=3 \
-    CMD ["sh", "-c", "celery -A savgan.worker.app inspect ping --destination \"celery@$HOSTNAME\" --timeout 15 > /dev/null || exit 1"]
+    CMD ["sh", "-c", "celery -A savgan.worker.app inspect ping --destination \"celery@$(hostname)\" --timeout 15 > /dev/null || exit 1"]
 CMD ["savgan", "worker", "--queues", "generate,train", "--concurrency", "1"]
