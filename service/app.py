@@ -25,7 +25,9 @@ from savgan.common.settings import Settings, get_settings
 from savgan.common.storage import LocalStorage
 from savgan.service.dispatch import CeleryDispatcher, Dispatcher, EmbeddedDispatcher
 from savgan.service.schemas import ValidationErrorOut
-from savgan.service.routes import files, generate, health, jobs, metrics, models, train
+from savgan.service.routes import (
+    assets, docs_offline, files, generate, health, jobs, metrics, models, previews, server_info, train, ui,
+)
 
 log = logging.getLogger("savgan.service")
 
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from the package by routes/docs_offline.py, so they work offline
+        redoc_url=None,
         responses={500: {"description": "internal error (never caused by bad input)"}},
     )
     app.state.settings = settings
@@ -87,7 +91,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
     if context is not None:
         _install(app, context, dispatcher or build_dispatcher(context))
 
-    for module in (generate, train, jobs, models, health, metrics):
+    for module in (generate, train, jobs, models, previews, health, server_info, metrics, docs_offline, assets, ui):
         app.include_router(module.router)
     if settings.storage == "local":
         app.include_router(files.router)

@@ -268,13 +268,14 @@ def _generate(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
     return Outcome("succeeded", results=results)
 
 
-def _run_prefix(job_id: str) -> str:
+def run_prefix(job_id: str) -> str:
+    """Where a training's checkpoints live while it runs; the API serves the latest samples.png from there."""
     return f"runs/{job_id}/"
 
 
 def _download_checkpoint(ctx: Context, job_id: str, run_dir: Path) -> bool:
     """A previous attempt's last checkpoint, when one was completely uploaded."""
-    prefix = _run_prefix(job_id)
+    prefix = run_prefix(job_id)
     if not ctx.storage.exists(prefix + MANIFEST):
         return False
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -286,7 +287,7 @@ def _download_checkpoint(ctx: Context, job_id: str, run_dir: Path) -> bool:
 
 def _upload_checkpoint(ctx: Context, job_id: str, run_dir: Path) -> None:
     """Manifest removed first and written last: a stored manifest always matches the files beside it."""
-    prefix = _run_prefix(job_id)
+    prefix = run_prefix(job_id)
     ctx.storage.delete(prefix + MANIFEST)
     for name in RUN_FILES:
         if (run_dir / name).is_file():
@@ -366,5 +367,5 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
         version = ctx.models.publish_run(record.owner, request.name, run_dir)
         shown = [(run_dir / SAMPLES, "montage", "png"), (run_dir / LOSSES, "preview", "png")]
         results = _publish_results(ctx, record.id, [f for f in shown if f[0].is_file()])
-    ctx.storage.delete_prefix(_run_prefix(record.id))
+    ctx.storage.delete_prefix(run_prefix(record.id))
     return Outcome("cancelled" if result.stopped_early else "succeeded", results=results, model=version.spec)
