@@ -135,3 +135,33 @@ def test_the_wheel_carries_the_page_and_the_docs_assets(tmp_path: Path):
     (wheel,) = tmp_path.glob("savgan-*.whl")
     shipped = {f"savgan/service/static/{p.relative_to(STATIC_ROOT).as_posix()}" for p in STATIC_ROOT.rglob("*") if p.is_file()}
     assert shipped - set(zipfile.ZipFile(wheel).namelist()) == set()
+
+
+def test_every_field_of_the_page_has_a_label():
+    """Keyboard and screen-reader use: each input and select is named by a <label for>, or sits inside one."""
+    from html.parser import HTMLParser
+
+    class Fields(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fields: list[tuple[str, bool]] = []
+            self.labelled: set[str] = set()
+            self.open_labels = 0
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            attributes = dict(attrs)
+            if tag == "label":
+                self.open_labels += 1
+                self.labelled.add(attributes.get("for") or "")
+            elif tag in ("input", "select"):
+                self.fields.append((attributes.get("id") or "", self.open_labels > 0))
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "label":
+                self.open_labels -= 1
+
+    parser = Fields()
+    parser.feed((STATIC_ROOT / "ui" / "index.html").read_text())
+    assert len(parser.fields) > 20
+    unlabelled = [field for field, inside in parser.fields if not inside and field not in parser.labelled]
+    assert unlabelled == []

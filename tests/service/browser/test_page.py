@@ -65,6 +65,19 @@ def recording_tiff(path: Path, frames: int = 16, size: int = 32) -> Path:
     return path
 
 
+def fill_training(browser, recording: Path, name: str, steps: int) -> None:
+    """The smallest training: fine-tune the bundled model, batch 2, one critic step, a checkpoint each step."""
+    by_id(browser, "train-files").send_keys(str(recording))
+    fill(browser, "train-name", name)
+    choose(browser, "train-base", MODEL)
+    fill(browser, "train-steps", steps)
+    fill(browser, "train-checkpoint", 1)
+    browser.find_element("css selector", "#train-form details summary").click()
+    fill(browser, "train-batch", 2)
+    fill(browser, "train-ncritic", 1)
+    choose(browser, "train-patches", "grid")
+
+
 @pytest.fixture(scope="module")
 def server_keys_on(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
     settings = base_settings(tmp_path_factory.mktemp("keys-on"), api_keys=f"alice:{KEY}")
@@ -134,16 +147,8 @@ def test_zero_frames_shows_the_api_message(browser, server_keys_off: EmbeddedSer
 
 def test_a_training_from_the_page_adds_a_version_to_the_model_list(browser, server_keys_off: EmbeddedServer, tmp_path: Path):
     open_page(browser, server_keys_off)
-    by_id(browser, "train-files").send_keys(str(recording_tiff(tmp_path / "cells.tif")))
+    fill_training(browser, recording_tiff(tmp_path / "cells.tif"), "cells", steps=2)
     assert "cells.tif" in by_id(browser, "train-file-list").text
-    fill(browser, "train-name", "cells")
-    choose(browser, "train-base", MODEL)
-    fill(browser, "train-steps", 2)
-    fill(browser, "train-checkpoint", 1)
-    browser.find_element("css selector", "#train-form details summary").click()
-    fill(browser, "train-batch", 2)
-    fill(browser, "train-ncritic", 1)
-    choose(browser, "train-patches", "grid")
     browser.execute_script("""
         window.estimates = [];
         const shown = document.getElementById('train-estimates');
@@ -165,6 +170,46 @@ def test_a_training_from_the_page_adds_a_version_to_the_model_list(browser, serv
                          " return rows.length && rows[0].cells[2].textContent === 'succeeded' && rows.map(r => r.dataset.job)")
     assert rows == listed
     assert browser.find_element("css selector", "#jobs-table tbody tr td:nth-child(2)").text == "train"
+
+
+def test_a_running_training_shows_its_latest_samples_and_stops_when_cancelled(
+    browser, server_keys_off: EmbeddedServer, tmp_path: Path
+):
+    open_page(browser, server_keys_off)
+    fill_training(browser, recording_tiff(tmp_path / "long.tif"), "long", steps=1000)
+    by_id(browser, "train-submit").click()
+    assert wait(browser, "const f = document.getElementById('train-montage'), i = f.querySelector('img');"
+                         " return !f.hidden && i.complete && i.naturalWidth > 0", JOB_TIMEOUT_S)
+    assert by_id(browser, "train-montage").text.startswith("Latest samples (step ")
+    by_id(browser, "train-cancel").click()
+    outcome = wait(browser, "const t = document.getElementById('train-outcome').textContent;"
+                            " return t.startsWith('Stopped early') && t", JOB_TIMEOUT_S)
+    job = server_keys_off.client.get("/jobs").json()["jobs"][0]
+    assert job["state"] == "cancelled" and job["params"]["name"] == "long"
+    assert outcome == f"Stopped early: the new version {job['model']} is in the model list."
+
+
+def test_a_queued_job_is_cancelled_from_the_jobs_list(browser, server_keys_off: EmbeddedServer, tmp_path: Path):
+    client = server_keys_off.client
+    training = client.post(
+        "/train", files=[("files", ("busy.tif", recording_tiff(tmp_path / "busy.tif").read_bytes(), "image/tiff"))],
+        data={"params": json.dumps({"name": "busy", "base_model": MODEL, "steps": 1000, "batch_size": 2, "n_critic": 1,
+                                    "patch_method": "grid"})},
+    ).json()
+    queued = client.post("/generate", json={"model": MODEL, "frames": 16}).json()
+    try:
+        open_page(browser, server_keys_off)
+        wait(browser, f"return document.querySelector('#jobs-table tr[data-job=\"{queued['id']}\"] button')")
+        browser.find_element("css selector", f"#jobs-table tr[data-job='{queued['id']}'] button").click()
+        shown = wait(browser, f"const row = document.querySelector('#jobs-table tr[data-job=\"{queued['id']}\"]');"
+                              " return row && row.cells[2].textContent === 'cancelled' && !row.querySelector('button')")
+        assert shown
+        assert client.get(f"/jobs/{queued['id']}").json()["state"] == "cancelled"
+    finally:
+        client.delete(f"/jobs/{training['id']}")
+    ended = wait(browser, f"return fetch('jobs/{training['id']}').then(r => r.json()).then(j => j.state === 'cancelled')",
+                 JOB_TIMEOUT_S)
+    assert ended
 
 
 def test_a_png_upload_shows_the_api_message_next_to_the_file(browser, server_keys_off: EmbeddedServer, tmp_path: Path):
@@ -200,6 +245,13 @@ def test_a_wrong_key_shows_the_api_message_and_the_key_stays_out_of_urls(browser
     wait(browser, "return document.querySelectorAll('#gen-model option').length > 0")
     assert not by_id(browser, "key-form").is_displayed()
     assert browser.execute_script("return sessionStorage.getItem('savgan.apiKey')") == KEY
+
+    choose(browser, "gen-model", MODEL)
+    fill(browser, "gen-frames", 8)
+    set_formats(browser, {"ome-tiff"})
+    by_id(browser, "gen-submit").click()  # the event stream and the job list need the key too
+    assert wait(browser, "return document.querySelector('#gen-results a[download$=\".ome.tif\"]')", JOB_TIMEOUT_S)
+    assert wait(browser, "return document.querySelectorAll('#jobs-table tbody tr').length") == 1
     visited = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
-    assert any("/models" in url for url in visited)
+    assert any("/events" in url for url in visited) and any("/models" in url for url in visited)
     assert not any(KEY in url for url in [*visited, browser.current_url])
