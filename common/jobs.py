@@ -194,13 +194,23 @@ class JobStore:
     def record_key(job_id: str) -> str:
         return f"jobs/{job_id}.json"
 
+    @staticmethod
+    def marker_key(record: JobRecord) -> str:
+        return f"index/{record.owner}/{int(record.created_at * 1000):014d}-{record.id}"
+
     def create(self, record: JobRecord) -> None:
         """The record and the owner's index marker are independent objects, so they are written
         concurrently: creating a job costs one storage round trip of latency, not two."""
-        marker = f"index/{record.owner}/{int(record.created_at * 1000):014d}-{record.id}"
-        pending = self._index_writer.submit(self.storage.put_bytes, marker, b"")
-        self.save(record)
-        pending.result()
+        pending = self._index_writer.submit(self.storage.put_bytes, self.marker_key(record), b"")
+        try:
+            self.save(record)
+        finally:
+            pending.result()
+
+    def discard(self, record: JobRecord) -> None:
+        """Remove a job that was created but never queued, so it is neither listed nor left `queued`."""
+        self.storage.delete(self.marker_key(record))
+        self.storage.delete(self.record_key(record.id))
 
     def save(self, record: JobRecord) -> None:
         """Write the durable record and mirror its state into the transient store."""

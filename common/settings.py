@@ -61,6 +61,23 @@ class Settings(BaseSettings):
     webhook_allow_private: bool = Field(
         False, description="allow webhooks to private, loopback and link-local addresses (trusted networks only)"
     )
+    retry_after_s: int = Field(
+        5, ge=1, description="Retry-After of a 503 answered while Redis or storage is unreachable"
+    )
+    s3_connect_timeout_s: float = Field(1.0, gt=0, description="give up opening a connection to S3 after this long")
+    s3_read_timeout_s: float = Field(
+        1.5, gt=0, description="give up on an S3 answer when no byte arrives for this long (a frozen server)"
+    )
+    s3_attempts: int = Field(2, ge=1, description="tries of one S3 call, the first included, before it fails")
+    readiness_timeout_s: float = Field(
+        2.0, gt=0, description="/readyz reports a check that has not answered after this long as failed"
+    )
+    outage_ride_out_s: float = Field(
+        120.0, gt=0, description="a running job retries a write to Redis or storage this long before failing"
+    )
+    outage_backoff_max_s: float = Field(
+        5.0, gt=0, description="longest pause between two retries of a write through an outage"
+    )
     visibility_timeout_s: int = Field(
         0,
         ge=0,

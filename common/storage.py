@@ -107,19 +107,26 @@ class S3Storage(Storage):
     """boto3 with SigV4 and checksums only when required (many S3-compatible servers reject the new defaults).
 
     Traffic goes to the internal endpoint; links are signed for the public endpoint, so they work
-    from outside the compose network.
+    from outside the compose network. Every call is bounded: botocore's defaults (60 s connect,
+    60 s read, several retries) let a frozen server hold a request for minutes, so the timeouts
+    and the number of tries come from settings, sized for the API to answer within 5 s. Uploads
+    go without ``Expect: 100-continue``: against a frozen server each try would first wait a
+    second for the interim answer, and our bodies are never refused for their size.
     """
 
     def __init__(self, settings: Settings) -> None:
         import boto3
         from botocore.config import Config
+        from botocore.handlers import add_expect_header
 
         config = Config(
             signature_version="s3v4",
             s3={"addressing_style": "path"},
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
-            retries={"max_attempts": 5, "mode": "standard"},
+            connect_timeout=settings.s3_connect_timeout_s,
+            read_timeout=settings.s3_read_timeout_s,
+            retries={"total_max_attempts": settings.s3_attempts, "mode": "standard"},
             max_pool_connections=MAX_POOL_CONNECTIONS,
         )
         credentials = {
@@ -132,6 +139,7 @@ class S3Storage(Storage):
         }
         self.bucket = settings.s3_bucket
         self.client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, **credentials)
+        self.client.meta.events.unregister("before-call.s3", add_expect_header)
         public = settings.s3_public_endpoint_url or settings.s3_endpoint_url
         self.signer = boto3.client("s3", endpoint_url=public, **credentials)
 

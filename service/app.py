@@ -24,6 +24,7 @@ from savgan.common.requests import TrainParameters
 from savgan.common.settings import Settings, get_settings
 from savgan.common.storage import LocalStorage
 from savgan.service.dispatch import CeleryDispatcher, Dispatcher, EmbeddedDispatcher
+from savgan.service.errors import install_outage_handlers
 from savgan.service.schemas import ValidationErrorOut
 from savgan.service.routes import (
     assets, docs_offline, files, generate, health, jobs, metrics, models, previews, server_info, train, ui,
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, *, context: Context | None = No
         app.include_router(files.router)
     app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
     _error_handlers(app)
+    install_outage_handlers(app)
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app
 
@@ -151,8 +153,10 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     limits = schema["components"]["schemas"].get("GenerateRequest", {}).get("properties", {})
     if "frames" in limits:
         limits["frames"]["description"] += f" (this server: at most {settings.max_frames})"
+        limits["frames"]["maximum"] = settings.max_frames
     if "count" in limits:
         limits["count"]["description"] += f" (this server: at most {settings.max_videos_per_request})"
+        limits["count"]["maximum"] = settings.max_videos_per_request
     # Validation errors answer {"detail": "<message>", "errors": [...]}, not FastAPI's default shape.
     components.setdefault("ValidationErrorOut", ValidationErrorOut.model_json_schema(ref_template="#/components/schemas/{model}"))
     for operations in schema["paths"].values():

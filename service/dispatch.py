@@ -31,12 +31,16 @@ PRIORITY_STEPS = (3, 6, 9)
 
 
 class DispatchError(RuntimeError):
-    """The job could not be handed to a worker (broker unreachable)."""
+    """The job could not be handed to a worker (the embedded worker thread stopped).
+
+    A broker that cannot be reached raises its own error, which ``savgan.common.outages``
+    recognises like any other Redis outage.
+    """
 
 
 class Dispatcher(Protocol):
     def submit(self, record: JobRecord) -> None:
-        """Queue the job; raise DispatchError when the queue cannot be reached."""
+        """Queue the job; raise DispatchError, or the broker's own error, when it cannot be queued."""
 
     def cancel(self, record: JobRecord) -> None:
         """Ask a queued or running job to stop (queued: it never starts)."""
@@ -70,10 +74,7 @@ class CeleryDispatcher:
     def submit(self, record: JobRecord) -> None:
         from savgan.worker.app import send_job
 
-        try:
-            send_job(self.app, record.kind, record.id)
-        except Exception as err:  # kombu raises OperationalError and friends
-            raise DispatchError(f"the job queue is unreachable ({type(err).__name__}); try again shortly") from err
+        send_job(self.app, record.kind, record.id)  # a broker outage raises kombu's OperationalError: a 503
 
     def cancel(self, record: JobRecord) -> None:
         self.jobs.request_cancel(record.id)

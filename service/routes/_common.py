@@ -1,13 +1,19 @@
-"""Shared route helpers: documented error responses, queueing a created record."""
+"""Shared route helpers: documented error responses, queueing a created record, taking back what a failed request stored."""
 
 from __future__ import annotations
 
-from fastapi import HTTPException, status
+import logging
+import threading
+from collections.abc import Callable
+from functools import partial
 
 from savgan.common.context import Context
 from savgan.common.jobs import JobRecord
-from savgan.service.dispatch import Dispatcher, DispatchError
+from savgan.common.outages import OUTAGE_ERRORS, outage_of, ride_out
+from savgan.service.dispatch import Dispatcher
 from savgan.service.schemas import ErrorOut, ValidationErrorOut
+
+log = logging.getLogger(__name__)
 
 
 def errors(*codes: int) -> dict[int | str, dict]:
@@ -28,13 +34,45 @@ def errors(*codes: int) -> dict[int | str, dict]:
 
 
 def queue_job(ctx: Context, dispatcher: Dispatcher, record: JobRecord) -> None:
-    """Create the durable record, then queue it; a queue that cannot be reached fails the job, 503."""
-    ctx.jobs.create(record)
+    """Create the durable record, then queue it.
+
+    A submit that fails half way (Redis or the queue down after the record was written) takes
+    the record back and re-raises, to be answered 503: otherwise the job would stay `queued`
+    forever, since no worker ever receives it. Once queued, the job is real, so a counter that
+    cannot be written then only costs a metric.
+    """
     try:
+        ctx.jobs.create(record)
         dispatcher.submit(record)
-    except DispatchError as err:
-        record.state, record.error = "failed", str(err)
-        ctx.jobs.save(record)
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(err)) from err
-    ctx.transient.incr("jobs_submitted")
-    ctx.transient.incr(f"jobs_submitted:{record.kind}")
+    except Exception as err:
+        take_back(ctx, err, partial(ctx.jobs.discard, record), f"job {record.id}")
+        raise
+    try:
+        ctx.transient.incr("jobs_submitted")
+        ctx.transient.incr(f"jobs_submitted:{record.kind}")
+    except OUTAGE_ERRORS as err:
+        log.warning("job %s queued, but its submission was not counted: %s", record.id, err)
+
+
+def take_back(ctx: Context, err: BaseException, remove: Callable[[], None], what: str) -> None:
+    """Remove what a failed request stored, never masking ``err``, the error to answer with.
+
+    With storage itself down, removing now would wait out the same timeouts, and a write the
+    server received but never answered may still land once it is back: so the removal is
+    retried from a thread of its own until storage answers (at most ``outage_ride_out_s``).
+    """
+    outage = outage_of(err, ctx.settings)
+    if outage is not None and outage.backend == "storage":
+        threading.Thread(target=_remove, args=(ctx, remove, what, True), name="savgan-take-back", daemon=True).start()
+    else:
+        _remove(ctx, remove, what, False)
+
+
+def _remove(ctx: Context, remove: Callable[[], None], what: str, through_outage: bool) -> None:
+    try:
+        if through_outage:
+            ride_out(remove, ctx.settings, f"removing {what} after a failed request")
+        else:
+            remove()
+    except Exception:  # noqa: BLE001 - logged; the request already has its own error
+        log.exception("could not remove %s after a failed request; it stays in storage", what)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -14,7 +15,7 @@ from savgan.common.models_store import ModelVersionInfo
 from savgan.common.requests import TrainParameters, TrainRequest, Upload, check_limits
 from savgan.common.webhooks import check_webhook_url
 from savgan.service.deps import ContextDep, DispatcherDep, OwnerDep
-from savgan.service.routes._common import errors, queue_job
+from savgan.service.routes._common import errors, queue_job, take_back
 from savgan.service.schemas import JobOut
 from savgan.service.uploads import ACCEPTED, FILES_FIELD, PARAMS_FIELD, MultipartUpload, ReceivedFile, UploadRejected
 from savgan.service.views import job_out
@@ -157,9 +158,14 @@ async def train(request: Request, response: Response, owner: OwnerDep, ctx: Cont
     try:
         await upload.receive(boundary, request.stream())
         train_request = await run_in_threadpool(validate, ctx, owner, upload)
+        record = new_job(owner, "train", train_request.model_dump(mode="json"),
+                         str(train_request.webhook_url) if train_request.webhook_url else None)
+        record.id = job_id
+        await run_in_threadpool(queue_job, ctx, dispatcher, record)
     except BaseException as err:
-        # Any rejection (or a client that went away) leaves nothing of this request in storage.
-        await run_in_threadpool(ctx.storage.delete_prefix, upload.prefix)
+        # Any rejection, a client that went away or a job that could not be queued leaves nothing
+        # of this request in storage.
+        await run_in_threadpool(take_back, ctx, err, partial(ctx.storage.delete_prefix, upload.prefix), upload.prefix)
         if isinstance(err, UploadRejected):
             raise HTTPException(err.status_code, err.detail) from err
         if isinstance(err, ClientDisconnect):
@@ -167,10 +173,6 @@ async def train(request: Request, response: Response, owner: OwnerDep, ctx: Cont
         raise
     finally:
         upload.close()
-    record = new_job(owner, "train", train_request.model_dump(mode="json"),
-                     str(train_request.webhook_url) if train_request.webhook_url else None)
-    record.id = job_id
-    await run_in_threadpool(queue_job, ctx, dispatcher, record)
     out = job_out(record, request, ctx)
     response.headers["Location"] = out.links.self
     return out

@@ -1,11 +1,14 @@
-"""Fixtures shared by the service and worker tests: a real S3 protocol server (moto), the real
-Redis at db 15, a real Celery worker process, and settings for both deployment modes."""
+"""Fixtures shared by the service and worker tests: a real S3 protocol server (moto, in this
+process or in its own to be frozen), the real Redis at db 15 or a private ``redis-server`` to
+stop and start, a real Celery worker process, the API under real uvicorn, and settings for
+both deployment modes."""
 
 from __future__ import annotations
 
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from pydantic import SecretStr
@@ -24,6 +28,8 @@ REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
 API_KEYS = "alice:alice-key-0123456789abcdef,bob:bob-key-0123456789abcdef"
 SIGNING_SECRET = "test-signing-secret-0123456789"
 WORKER_START_TIMEOUT_S = 90
+SERVER_START_TIMEOUT_S = 60
+REDIS_START_TIMEOUT_S = 10
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -83,6 +89,156 @@ class WorkerProcess:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_answering(process: subprocess.Popen, url: str, log: Path, timeout_s: float) -> None:
+    """Poll ``url`` until any HTTP answer comes, failing early if ``process`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert process.poll() is None, f"exited with {process.returncode}: {log.read_text()[-3000:]}"
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"{url} did not answer within {timeout_s} s: {log.read_text()[-3000:]}"
+            time.sleep(0.1)
+
+
+class PrivateRedis:
+    """A ``redis-server`` owned by one test; restarting it on the same folder replays its AOF."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [
+            "redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder),
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", "redis.log",
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+        while True:
+            assert self.process.poll() is None, (self.folder / "redis.log").read_text()
+            try:
+                with self.client() as client:
+                    client.ping()
+                return
+            except redis.exceptions.RedisError:  # BusyLoadingError while the AOF replays, refused before bind
+                assert time.monotonic() < deadline, f"redis-server on port {self.port} did not start"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM, as ``docker compose restart`` sends: Redis fsyncs its AOF and exits."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    server = PrivateRedis(folder)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def settings_private(settings_s3: Settings, private_redis: PrivateRedis) -> Settings:
+    """``settings_s3`` (moto bucket, keys, short limits) with the broker and job state on the private Redis."""
+    return settings_s3.model_copy(update={"redis_url": private_redis.url})
+
+
+class MotoProcess:
+    """moto's S3 server in a process of its own, so a test can freeze it (SIGSTOP) like a hung
+    storage server: connections are still accepted by the kernel, but nothing ever answers."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log_dir / f"moto-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        wait_until_answering(self.process, self.url, self.log, SERVER_START_TIMEOUT_S)
+
+    def freeze(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.thaw()
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def moto_process(tmp_path: Path) -> Iterator[MotoProcess]:
+    server = MotoProcess(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class ApiServer:
+    """The API under real uvicorn in its own process, built from ``settings`` like a deployment."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log_dir / f"api-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **settings_env(self.settings), "OMP_NUM_THREADS": "1"}
+        command = [
+            sys.executable, "-m", "uvicorn", "savgan.service.app:create_app", "--factory",
+            "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "info",
+        ]
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        wait_until_answering(self.process, f"{self.url}/livez", self.log, SERVER_START_TIMEOUT_S)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 @pytest.fixture(scope="session")

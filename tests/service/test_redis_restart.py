@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import signal
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-import redis
 import tifffile
-from conftest import WorkerProcess
+from conftest import PrivateRedis, WorkerProcess
 from fastapi.testclient import TestClient
 
 from savgan.common.context import build_context
@@ -31,73 +25,8 @@ from savgan.service.app import create_app
 from savgan.worker.jobs_runner import run_generate
 
 ALICE = {"Authorization": "Bearer alice-key-0123456789abcdef"}
-REDIS_START_TIMEOUT_S = 10
 JOB_TIMEOUT_S = 60
 FRAMES = 16
-
-
-class PrivateRedis:
-    """A ``redis-server`` owned by one test; restarting it on the same folder replays its AOF."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        command = [
-            "redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder),
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--logfile", "redis.log",
-        ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + REDIS_START_TIMEOUT_S
-        while True:
-            assert self.process.poll() is None, (self.folder / "redis.log").read_text()
-            try:
-                with self.client() as client:
-                    client.ping()
-                return
-            except redis.exceptions.RedisError:  # BusyLoadingError while the AOF replays, refused before bind
-                assert time.monotonic() < deadline, f"redis-server on port {self.port} did not start"
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        """SIGTERM, as ``docker compose restart`` sends: Redis fsyncs its AOF and exits."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    folder = tmp_path / "redis"
-    folder.mkdir()
-    server = PrivateRedis(folder)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def settings_private(settings_s3: Settings, private_redis: PrivateRedis) -> Settings:
-    """``settings_s3`` (moto bucket, keys, short limits) with the broker and job state on the private Redis."""
-    return settings_s3.model_copy(update={"redis_url": private_redis.url})
 
 
 def download_tiff(client: TestClient, job_id: str) -> tuple[dict, bytes]:
