@@ -1,7 +1,8 @@
 // The Jobs section: the caller's jobs, newest first, with state, timings, files and cancel.
 import { call, TERMINAL } from "./api.js";
 import { clock, duration, progressLine } from "./format.js";
-import { downloadLinks, element } from "./results.js";
+import { element } from "./dom.js";
+import { downloadLinks } from "./results.js";
 
 const ACTIVE_REFRESH_MS = 3000;
 const PAGE = 20;

@@ -65,7 +65,9 @@ export async function showModelCard(elements, ref) {
   summaryText.textContent = summary(version);
   const base = `models/${encodeURIComponent(version.name)}/versions/${encodeURIComponent(version.version)}`;
   const asked = ++latestCard;
-  const [montage, card] = await Promise.allSettled([imageUrl(`${base}/samples.png`), call(`${base}/card`)]);
+  // Only bundled models come with a card; a trained version's facts are all in the summary.
+  const cardRequest = version.source === "bundled" ? call(`${base}/card`) : Promise.reject(new Error("no card"));
+  const [montage, card] = await Promise.allSettled([imageUrl(`${base}/samples.png`), cardRequest]);
   if (asked !== latestCard) return;
   if (montage.status === "fulfilled") {
     if (shownImage) URL.revokeObjectURL(shownImage);

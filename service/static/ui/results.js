@@ -1,13 +1,8 @@
 // A finished job's files: videos that play in the page, montages, a download link for every file.
+import { element } from "./dom.js";
 import { bytes } from "./format.js";
 
 const FORMAT_NAMES = { "ome-tiff": "OME-TIFF", "imagej-tiff": "ImageJ TIFF", mp4: "MP4", gif: "GIF", png: "PNG" };
-
-function element(tag, properties = {}, ...children) {
-  const node = Object.assign(document.createElement(tag), properties);
-  node.append(...children);
-  return node;
-}
 
 /** One link per file; the links are short-lived and signed, so they carry no key. */
 export function downloadLinks(results) {
@@ -69,5 +64,3 @@ export function showTrained(container, results) {
   }
   container.replaceChildren(gallery, downloadLinks(results));
 }
-
-export { element };

@@ -3,7 +3,8 @@
 import { call, followJob, imageUrl } from "./api.js";
 import { bytes } from "./format.js";
 import { resetProgress, showProgress } from "./progress.js";
-import { element, showTrained } from "./results.js";
+import { element } from "./dom.js";
+import { showTrained } from "./results.js";
 
 const MONTAGE_EVERY_MS = 3000;
 const $ = (id) => document.getElementById(id);

@@ -44,6 +44,7 @@ def browser(outside_world: OutsideWorld) -> Iterator[object]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for script errors
     # The browser's own traffic (sign-in, updates, sync) is switched off: what reaches the proxy is the pages'.
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={WINDOW}",
                      f"--proxy-server={outside_world.url}", "--autoplay-policy=no-user-gesture-required",

@@ -47,7 +47,13 @@ def choose(browser, element_id: str, value: str) -> None:
     Select(by_id(browser, element_id)).select_by_value(value)
 
 
+def script_errors(browser) -> list[str]:
+    """Uncaught errors of the page's scripts since the last call (answers of 4xx are the network's, not these)."""
+    return [entry["message"] for entry in browser.get_log("browser") if entry["source"] == "javascript"]
+
+
 def open_page(browser, server: EmbeddedServer) -> None:
+    script_errors(browser)
     browser.get(server.url + "/")
     wait(browser, "return document.querySelectorAll('#gen-model option').length > 0")
 
@@ -124,6 +130,7 @@ def test_a_generation_plays_in_the_page_and_downloads(browser, outside_world: Ou
     with tifffile.TiffFile(io.BytesIO(download.content)) as tif:
         assert tif.series[0].axes == "TYX" and tif.series[0].shape == (16, 32, 32)
     assert outside_world.take() == []
+    assert script_errors(browser) == []
     if os.environ.get("SAVGAN_UPDATE_SCREENSHOT") == "1":
         browser.execute_script("window.scrollTo(0, 0)")
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +150,7 @@ def test_zero_frames_shows_the_api_message(browser, server_keys_off: EmbeddedSer
     assert expected.status_code == 422
     assert shown == expected.json()["detail"]
     assert "frames" in shown
+    assert script_errors(browser) == []
 
 
 def test_a_training_from_the_page_adds_a_version_to_the_model_list(browser, server_keys_off: EmbeddedServer, tmp_path: Path):
@@ -170,6 +178,7 @@ def test_a_training_from_the_page_adds_a_version_to_the_model_list(browser, serv
                          " return rows.length && rows[0].cells[2].textContent === 'succeeded' && rows.map(r => r.dataset.job)")
     assert rows == listed
     assert browser.find_element("css selector", "#jobs-table tbody tr td:nth-child(2)").text == "train"
+    assert script_errors(browser) == []
 
 
 def test_a_running_training_shows_its_latest_samples_and_stops_when_cancelled(
@@ -228,6 +237,7 @@ def test_a_png_upload_shows_the_api_message_next_to_the_file(browser, server_key
     assert shown == expected.json()["detail"]
     assert shown.startswith("cells.png: ")
     assert by_id(browser, "train-error").text == ""
+    assert script_errors(browser) == []
 
 
 def test_a_wrong_key_shows_the_api_message_and_the_key_stays_out_of_urls(browser, server_keys_on: EmbeddedServer):
