@@ -265,3 +265,18 @@ def test_a_wrong_key_shows_the_api_message_and_the_key_stays_out_of_urls(browser
     visited = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert any("/events" in url for url in visited) and any("/models" in url for url in visited)
     assert not any(KEY in url for url in [*visited, browser.current_url])
+
+
+def test_the_form_works_from_the_keyboard(browser, server_keys_off: EmbeddedServer):
+    from selenium.webdriver.common.keys import Keys
+
+    open_page(browser, server_keys_off)
+    by_id(browser, "gen-seed").send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("id") == "gen-seed-random"
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    assert by_id(browser, "gen-seed").get_attribute("value") != "0"
+    fill(browser, "gen-count", 0)
+    by_id(browser, "gen-count").send_keys(Keys.ENTER)  # Enter in a field submits the form
+    shown = wait(browser, "return document.getElementById('gen-error').textContent")
+    assert shown.startswith("count: ")
+    assert script_errors(browser) == []
