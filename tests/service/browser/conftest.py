@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import EmbeddedServer, OutsideWorld, base_settings
+
+from .browser_support import EmbeddedServer, OutsideWorld, base_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from browser_support import EmbeddedServer, OutsideWorld
+from .browser_support import EmbeddedServer, OutsideWorld
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 

@@ -14,8 +14,9 @@ import httpx
 import numpy as np
 import pytest
 import tifffile
-from browser_support import EmbeddedServer, OutsideWorld, base_settings
 from PIL import Image
+
+from .browser_support import EmbeddedServer, OutsideWorld, base_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOT = ROOT / "docs" / "figures" / "ui.png"
