@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     readiness_timeout_s: float = Field(
         2.0, gt=0, description="/readyz reports a check that has not answered after this long as failed"
     )
+    shutdown_grace_s: float = Field(
+        3.0, gt=0, description="on SIGTERM, open connections (event streams) get this long before they are closed"
+    )
     outage_ride_out_s: float = Field(
         120.0, gt=0, description="a running job retries a write to Redis or storage this long before failing"
     )

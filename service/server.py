@@ -1,4 +1,10 @@
-"""``savgan serve [--embedded]``: the API under uvicorn; embedded adds the worker thread and local storage."""
+"""``savgan serve [--embedded]``: the API under uvicorn; embedded adds the worker thread and local storage.
+
+uvicorn waits on SIGTERM for every open connection to end, and a server-sent event stream of a
+queued job never ends by itself: without ``timeout_graceful_shutdown`` a stopping API needed
+SIGKILL. After ``shutdown_grace_s`` the streams are closed; clients reconnect (``EventSource``
+does by itself) to a running server and get the job's state, the terminal event once it ended.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +45,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, embedded: bool = False, set
     if not embedded and settings.api_workers > 1:
         # Each worker process builds its app from the environment: that is where these settings came from.
         uvicorn.run("savgan.service.app:create_app", factory=True, workers=settings.api_workers, host=host, port=port,
-                    log_level=log_level, proxy_headers=True)
+                    log_level=log_level, proxy_headers=True, timeout_graceful_shutdown=settings.shutdown_grace_s)
         return
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, proxy_headers=True,
+                timeout_graceful_shutdown=settings.shutdown_grace_s)

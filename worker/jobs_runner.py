@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,10 +30,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from savgan.common.context import Context
 from savgan.common.jobs import JobRecord, JobState, Progress, ResultFile
+from savgan.common.outages import OUTAGE_ERRORS, outage_of, ride_out
 from savgan.common.requests import GenerateRequest, TrainRequest
+from savgan.common.settings import Settings
 from savgan.common.webhooks import send_webhook
 from savgan.model.layout import LOSSES, MANIFEST, RUN_FILES, SAMPLES
 from savgan.worker import runtime
+from savgan.worker.progress_writer import LatestProgress
 
 if TYPE_CHECKING:
     from savgan.model.train import TrainProgress
@@ -58,12 +62,22 @@ class Outcome:
 
 
 class Reporter:
-    """Turns (step, total) into a Progress with an ETA, for the transient store and the task state."""
+    """Turns (step, total) into a Progress with an ETA, for the transient store and the task state.
+
+    Both are written by a :class:`LatestProgress` thread, so a Redis outage delays the progress
+    a client sees but never the job.
+    """
 
     def __init__(self, ctx: Context, job_id: str, callback: ProgressCallback | None) -> None:
         self.ctx, self.job_id, self.callback = ctx, job_id, callback
         self.started = time.monotonic()
         self.last = Progress()
+        self.outbox = LatestProgress(self._write, ctx.settings, job_id)
+
+    def _write(self, progress: Progress) -> None:
+        self.ctx.jobs.set_progress(self.job_id, progress)
+        if self.callback:
+            self.callback(progress)
 
     def update(self, step: int, total: int, message: str = "", eta_s: float | None = None) -> None:
         elapsed = time.monotonic() - self.started
@@ -71,9 +85,7 @@ class Reporter:
             eta_s = elapsed / step * (total - step)
         fraction = min(1.0, step / total) if total else 0.0
         self.last = Progress(fraction=fraction, step=step, total=total, eta_s=eta_s, message=message)
-        self.ctx.jobs.set_progress(self.job_id, self.last)
-        if self.callback:
-            self.callback(self.last)
+        self.outbox.offer(self.last)
 
 
 def run_generate(ctx: Context, job_id: str, on_progress: ProgressCallback | None = None) -> JobState | None:
@@ -119,7 +131,7 @@ def run_evaluate(ctx: Context, request: dict, on_progress: ProgressCallback | No
 
 
 def _run(ctx: Context, job_id: str, work: Work, on_progress: ProgressCallback | None) -> JobState | None:
-    record = ctx.jobs.get(job_id)
+    record = ride_out(partial(ctx.jobs.get, job_id), ctx.settings, f"job {job_id}: reading its record")
     if record is None:
         log.warning("job %s has no record; nothing to run", job_id)
         return None
@@ -137,7 +149,7 @@ def _run(ctx: Context, job_id: str, work: Work, on_progress: ProgressCallback | 
             outcome = Outcome("failed", error=f"the job took longer than {limit} s, this server's limit, and was stopped")
         except Exception as err:  # noqa: BLE001 - every failure must end the job with a message
             log.exception("job %s failed", job_id)
-            outcome = Outcome("failed", error=describe_error(err))
+            outcome = Outcome("failed", error=describe_error(err, ctx.settings))
     _finish(ctx, record, outcome, reporter)
     return record.state
 
@@ -151,16 +163,20 @@ def abandon(ctx: Context, job_id: str, state: JobState, error: str | None = None
         _finish(ctx, record, Outcome(state, error=error), reporter)
 
 
-def describe_error(err: Exception) -> str:
-    """Bad inputs (ValueError, including unreadable recordings; unknown models) speak for themselves."""
+def describe_error(err: Exception, settings: Settings) -> str:
+    """Bad inputs (ValueError, including unreadable recordings; unknown models) speak for themselves,
+    and so does a backend that went away while the job needed it."""
     if isinstance(err, ValueError | LookupError):
         return str(err)
+    outage = outage_of(err, settings)
+    if outage is not None:
+        return f"{outage.describe()}; the job stopped there: submit it again once that is back"
     return f"internal error: {type(err).__name__}: {err}"
 
 
 def _admit(ctx: Context, record: JobRecord) -> Outcome | None:
     """Mark the job running, or say why it ends before starting."""
-    if ctx.jobs.cancel_requested(record.id):
+    if _cancel_requested(ctx, record.id):
         return Outcome("cancelled")
     record.attempts += 1
     if record.attempts > ctx.settings.max_attempts:
@@ -171,11 +187,16 @@ def _admit(ctx: Context, record: JobRecord) -> Outcome | None:
         )
     record.state = "running"
     record.started_at = record.started_at or time.time()
-    ctx.jobs.save(record)
+    _save(ctx, record)
     return None
 
 
+def _save(ctx: Context, record: JobRecord) -> None:
+    ride_out(partial(ctx.jobs.save, record), ctx.settings, f"job {record.id}: saving its record ({record.state})")
+
+
 def _finish(ctx: Context, record: JobRecord, outcome: Outcome, reporter: Reporter) -> None:
+    reporter.outbox.close()
     record.state = outcome.state
     record.error = outcome.error
     record.results = outcome.results
@@ -184,16 +205,29 @@ def _finish(ctx: Context, record: JobRecord, outcome: Outcome, reporter: Reporte
     record.progress = reporter.last
     if outcome.state == "succeeded":
         record.progress = reporter.last.model_copy(update={"fraction": 1.0, "eta_s": 0.0, "message": "done"})
-    ctx.jobs.save(record)
-    ctx.transient.incr(f"jobs_{outcome.state}")
+    _save(ctx, record)
+    counters = {f"jobs_{outcome.state}": 1.0}
     if record.started_at is not None:
-        ctx.transient.incr(f"job_duration_seconds_sum:{record.kind}", record.finished_at - record.started_at)
-        ctx.transient.incr(f"job_duration_seconds_count:{record.kind}")
+        counters[f"job_duration_seconds_sum:{record.kind}"] = record.finished_at - record.started_at
+        counters[f"job_duration_seconds_count:{record.kind}"] = 1.0
+    for counter, amount in counters.items():
+        ride_out(partial(ctx.transient.incr, counter, amount), ctx.settings, f"job {record.id}: counting it")
     send_webhook(record, ctx.settings)
 
 
+def _cancel_requested(ctx: Context, job_id: str) -> bool:
+    """While Redis is down the flag cannot be read: the job goes on, and a cancel asked for
+    meanwhile (the API answers 503 to it) has to be asked again."""
+    try:
+        return ctx.jobs.cancel_requested(job_id)
+    except OUTAGE_ERRORS as err:
+        if outage_of(err, ctx.settings) is None:
+            raise
+        return False
+
+
 def _check_cancel(ctx: Context, job_id: str) -> None:
-    if ctx.jobs.cancel_requested(job_id):
+    if _cancel_requested(ctx, job_id):
         raise JobCancelled
 
 
@@ -264,7 +298,8 @@ def _generate(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
         montage_png(preview, videos)
         files.append((preview, "preview", "png"))
         results = _publish_results(ctx, record.id, files)
-    ctx.transient.incr("generated_frames", request.count * request.frames)
+    frames = request.count * request.frames
+    ride_out(partial(ctx.transient.incr, "generated_frames", frames), ctx.settings, f"job {record.id}: counting frames")
     return Outcome("succeeded", results=results)
 
 
@@ -362,7 +397,7 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
             if progress.step % checkpoint_every == 0:
                 _upload_checkpoint(ctx, record.id, run_dir)
 
-        hooks = TrainHooks(on_progress, lambda: ctx.jobs.cancel_requested(record.id), show_progress_bar=False)
+        hooks = TrainHooks(on_progress, lambda: _cancel_requested(ctx, record.id), show_progress_bar=False)
         result = trainer.train(hooks)
         version = ctx.models.publish_run(record.owner, request.name, run_dir)
         shown = [(run_dir / SAMPLES, "montage", "png"), (run_dir / LOSSES, "preview", "png")]

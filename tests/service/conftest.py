@@ -212,7 +212,8 @@ def moto_process(tmp_path: Path) -> Iterator[MotoProcess]:
 
 
 class ApiServer:
-    """The API under real uvicorn in its own process, built from ``settings`` like a deployment."""
+    """The API under real uvicorn in its own process, started by ``savgan serve`` from ``settings``
+    like a deployment."""
 
     def __init__(self, settings: Settings, log_dir: Path) -> None:
         self.settings = settings
@@ -223,22 +224,22 @@ class ApiServer:
 
     def start(self) -> None:
         env = {**os.environ, **settings_env(self.settings), "OMP_NUM_THREADS": "1"}
-        command = [
-            sys.executable, "-m", "uvicorn", "savgan.service.app:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "info",
-        ]
+        command = [sys.executable, "-m", "savgan.cli.main", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         wait_until_answering(self.process, f"{self.url}/livez", self.log, SERVER_START_TIMEOUT_S)
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 10) -> float:
+        """SIGTERM, as ``docker stop`` sends; SIGKILL after ``timeout_s``. The seconds it took to exit."""
+        started = time.monotonic()
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        return time.monotonic() - started
 
 
 @pytest.fixture(scope="session")

@@ -1,28 +1,41 @@
-"""The API while a backing service is down, through real components: uvicorn in its own process,
-a private ``redis-server`` stopped and started, moto's S3 server frozen with SIGSTOP.
+"""The service while a backing service is down, through real components: uvicorn and Celery
+workers in their own processes, a private ``redis-server`` stopped and started, moto's S3 server
+frozen with SIGSTOP.
 
 An outage must answer 503 with ``Retry-After`` and a message naming the service, quickly, on a
-keep-alive connection that stays usable, and a submit it interrupts must leave nothing stored.
+keep-alive connection that stays usable; a submit it interrupts must leave nothing stored; a
+running job must get through it; a stopping API must not wait on open event streams.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ApiServer, MotoProcess, PrivateRedis
+from conftest import ApiServer, MotoProcess, PrivateRedis, WorkerProcess
 from test_api import ALICE, BOB, post_train, tiff_bytes
+from test_worker import recording_upload
 
+from savgan.common.context import Context, build_context
+from savgan.common.jobs import JobRecord, Progress, new_job
+from savgan.common.requests import TrainRequest
 from savgan.common.settings import Settings
 from savgan.common.storage import S3Storage
+from savgan.worker.app import make_app, send_job
 
 # The issue's bounds: any request within 5 s, /readyz within 3 s, with the default timeouts.
 REQUEST_BOUND_S = 5.0
 READYZ_BOUND_S = 3.0
+SHUTDOWN_BOUND_S = 5.0
 CLIENT_TIMEOUT_S = 30.0
+# The cpu preset at batch 2 runs 3 to 10 steps a second on one shared core: each case trains
+# for at least twice its outage, so the training is still running when Redis comes back, and
+# the time limits leave room for the slow end (30 s of outage: 2 to 3 minutes, hence slow).
+LONG_TRAINING_LIMITS = {"train_soft_time_limit_s": 600, "train_time_limit_s": 630, "visibility_timeout_s": 700}
 
 
 def local_port(response: httpx.Response) -> int:
@@ -76,6 +89,10 @@ def test_redis_down_answers_503_with_retry_after_on_one_keep_alive_connection(
         ready = client.get("/readyz")
         assert ready.status_code == 503 and "redis: " in ready.json()["detail"], ready.text
         ports.add(local_port(ready))
+        scraped = client.get("/metrics")
+        assert scraped.status_code == 200 and "savgan_http_requests_total" in scraped.text
+        assert "savgan_jobs_submitted_total" not in scraped.text, "counters kept in Redis cannot be read"
+        ports.add(local_port(scraped))
 
         private_redis.start()
         listed = client.get("/jobs", headers=ALICE)
@@ -142,3 +159,90 @@ def test_a_frozen_storage_server_answers_503_within_the_bounds(
             assert listed.status_code == 200 and job in [j["id"] for j in listed.json()["jobs"]], listed.text
     finally:
         server.stop()
+
+
+def wait_for_record(ctx: Context, job_id: str, done, timeout_s: float) -> JobRecord:
+    """Polls the durable record only, so it works while Redis is down."""
+    deadline = time.monotonic() + timeout_s
+    while not done(record := JobRecord.model_validate_json(ctx.storage.get_bytes(ctx.jobs.record_key(job_id)))):
+        assert time.monotonic() < deadline, f"job {job_id} still {record.state} after {timeout_s} s"
+        time.sleep(0.2)
+    return record
+
+
+@pytest.mark.parametrize("settings_s3", [LONG_TRAINING_LIMITS], indirect=True)
+@pytest.mark.parametrize(
+    ("outage_s", "steps"), [pytest.param(3, 60, id="3s"), pytest.param(30, 360, id="30s", marks=pytest.mark.slow)]
+)
+def test_a_running_training_rides_out_a_redis_outage(
+    settings_private: Settings, private_redis: PrivateRedis, tmp_path: Path, outage_s: int, steps: int
+):
+    ctx = build_context(settings_private)
+    request = TrainRequest(
+        name="cells", steps=steps, batch_size=2, n_critic=1, patch_method="grid", checkpoint_every=steps,
+        uploads=[recording_upload(ctx, tmp_path)],
+    )
+    record = new_job("alice", "train", request.model_dump(mode="json"))
+    ctx.jobs.create(record)
+    worker = WorkerProcess(settings_private, tmp_path)
+    worker.start()
+    try:
+        send_job(make_app(settings_private), "train", record.id)
+        deadline = time.monotonic() + 60
+        while (progress := ctx.jobs.get(record.id).progress).step < 1:
+            assert time.monotonic() < deadline, "the training did not start"
+            time.sleep(0.1)
+        private_redis.stop()
+        time.sleep(outage_s)
+        during = wait_for_record(ctx, record.id, lambda r: True, 1)
+        private_redis.start()
+        done = wait_for_record(ctx, record.id, lambda r: r.finished, LONG_TRAINING_LIMITS["train_time_limit_s"])
+    finally:
+        worker.stop()
+    assert during.state == "running", f"the job ended during the outage: {during.error}"
+    assert done.state == "succeeded" and done.attempts == 1, done.error
+    assert progress.step < steps and done.progress.step == steps
+    live = ctx.transient.read(record.id)
+    assert live["state"] == "succeeded" and Progress.model_validate_json(live["progress"]).step == steps, live
+
+
+def test_sigterm_closes_open_event_streams_and_a_reconnect_gets_the_end(settings_private: Settings, tmp_path: Path):
+    first = ApiServer(settings_private, tmp_path)
+    first.start()
+    try:
+        with one_connection(first) as client:
+            queued = client.post("/generate", headers=ALICE, json={"model": "mmnist", "frames": 16})
+        assert queued.status_code == 202, queued.text
+        job = queued.json()["id"]
+        lines: list[str] = []
+
+        def follow() -> None:
+            try:
+                with httpx.stream("GET", f"{first.url}/jobs/{job}/events", headers=ALICE, timeout=CLIENT_TIMEOUT_S) as stream:
+                    lines.extend(stream.iter_lines())
+            except httpx.TransportError:
+                lines.append("closed")
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 10
+        while "event: progress" not in lines:
+            assert time.monotonic() < deadline, f"no progress event: {lines}"
+            time.sleep(0.05)
+        took = first.stop(timeout_s=20)
+        reader.join(5)
+    finally:
+        first.stop()
+    assert took < SHUTDOWN_BOUND_S, f"the API took {took:.1f} s to stop with an event stream open"
+    assert not reader.is_alive(), "the stream was not closed"
+
+    second = ApiServer(settings_private, tmp_path)
+    second.start()
+    try:
+        with one_connection(second) as client:
+            assert client.delete(f"/jobs/{job}", headers=ALICE).json()["state"] == "cancelled"
+            with client.stream("GET", f"/jobs/{job}/events", headers=ALICE) as stream:
+                text = "".join(stream.iter_text())
+    finally:
+        second.stop()
+    assert text.startswith("event: end\n") and '"state":"cancelled"' in text, text
