@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import boto3.exceptions
 import botocore.exceptions
 import kombu.exceptions
 import redis.exceptions
@@ -37,11 +38,17 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (
 STORAGE_ERRORS: tuple[type[Exception], ...] = (
     botocore.exceptions.ConnectionError,
     botocore.exceptions.HTTPClientError,
-    RetriesExceededError,
 )
 # A storage server answering 5xx (overloaded, restarting, a proxy without its backend) is down too.
 STORAGE_SERVER_ERRORS: tuple[type[Exception], ...] = (botocore.exceptions.ClientError,)
-OUTAGE_ERRORS = REDIS_ERRORS + STORAGE_ERRORS + STORAGE_SERVER_ERRORS
+# boto3's transfers (upload_file, download_file) wrap the error of their last try in these.
+TRANSFER_WRAPPERS: tuple[type[Exception], ...] = (
+    RetriesExceededError,
+    boto3.exceptions.RetriesExceededError,
+    boto3.exceptions.S3UploadFailedError,
+)
+OUTAGE_ERRORS = REDIS_ERRORS + STORAGE_ERRORS + STORAGE_SERVER_ERRORS + TRANSFER_WRAPPERS
+MAX_CAUSES = 8
 
 
 NAMES = {"redis": "Redis", "storage": "S3 storage"}
@@ -74,13 +81,24 @@ def _server_error(err: Exception) -> bool:
     return status >= 500
 
 
+def _chain(err: BaseException) -> list[BaseException]:
+    """``err`` and what it wraps (``raise ... from``, the error being handled, a transfer's last try)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and len(chain) < MAX_CAUSES:
+        chain.append(current)
+        current = getattr(current, "last_exception", None) or current.__cause__ or current.__context__
+    return chain
+
+
 def outage_of(err: BaseException, settings: Settings) -> Outage | None:
     """The outage ``err`` reveals, or None when it is some other failure (a bug, bad input)."""
-    cause = f"{type(err).__name__}: {err}"[:200]
-    if isinstance(err, REDIS_ERRORS):
-        return Outage("redis", without_password(settings.redis_url), cause)
-    if isinstance(err, STORAGE_ERRORS) or (isinstance(err, STORAGE_SERVER_ERRORS) and _server_error(err)):
-        return Outage("storage", settings.s3_endpoint_url or "the AWS S3 endpoint", cause)
+    for link in _chain(err):
+        cause = f"{type(link).__name__}: {link}"[:200]
+        if isinstance(link, REDIS_ERRORS):
+            return Outage("redis", without_password(settings.redis_url), cause)
+        if isinstance(link, STORAGE_ERRORS) or (isinstance(link, STORAGE_SERVER_ERRORS) and _server_error(link)):
+            return Outage("storage", settings.s3_endpoint_url or "the AWS S3 endpoint", cause)
     return None
 
 

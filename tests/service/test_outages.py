@@ -31,6 +31,8 @@ from savgan.worker.app import make_app, send_job
 REQUEST_BOUND_S = 5.0
 READYZ_BOUND_S = 3.0
 SHUTDOWN_BOUND_S = 5.0
+# Longer than one S3 call's bound (2 tries of 1.5 s and the backoff): a checkpoint upload fails.
+FROZEN_DURING_TRAINING_S = 8
 CLIENT_TIMEOUT_S = 30.0
 # The cpu preset at batch 2 runs 3 to 10 steps a second on one shared core: each case trains
 # for at least twice its outage, so the training is still running when Redis comes back, and
@@ -246,3 +248,33 @@ def test_sigterm_closes_open_event_streams_and_a_reconnect_gets_the_end(settings
     finally:
         second.stop()
     assert text.startswith("event: end\n") and '"state":"cancelled"' in text, text
+
+
+def test_a_job_whose_storage_freezes_fails_with_the_reason(
+    settings_frozen_s3: Settings, moto_process: MotoProcess, tmp_path: Path
+):
+    ctx = build_context(settings_frozen_s3)
+    request = TrainRequest(
+        name="cells", steps=500, batch_size=2, n_critic=1, patch_method="grid", checkpoint_every=2,
+        uploads=[recording_upload(ctx, tmp_path)],
+    )
+    record = new_job("alice", "train", request.model_dump(mode="json"))
+    ctx.jobs.create(record)
+    worker = WorkerProcess(settings_frozen_s3, tmp_path)
+    worker.start()
+    try:
+        send_job(make_app(settings_frozen_s3), "train", record.id)
+        deadline = time.monotonic() + 60
+        while Progress.model_validate_json(ctx.transient.read(record.id)["progress"]).step < 1:
+            assert time.monotonic() < deadline, "the training did not start"
+            time.sleep(0.1)
+        moto_process.freeze()
+        try:
+            time.sleep(FROZEN_DURING_TRAINING_S)
+        finally:
+            moto_process.thaw()
+        done = wait_for_record(ctx, record.id, lambda r: r.finished, 60)
+    finally:
+        worker.stop()
+    assert done.state == "failed", f"{done.state}: {done.error}"
+    assert done.error.startswith(f"S3 storage at {moto_process.url} is unreachable (") and "the job stopped there" in done.error, done.error
