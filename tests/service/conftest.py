@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,9 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+import uvicorn
 from pydantic import SecretStr
 
 from savgan.common.settings import Settings
+from savgan.service.app import create_app
 from savgan.common.storage import S3Storage
 
 REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
@@ -95,6 +98,32 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class ServerThread:
+    """A real uvicorn serving the app on a free loopback port (or ``port``), in a thread of the test process."""
+
+    def __init__(self, settings: Settings, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(settings)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> httpx.Client:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(30)
 
 
 def wait_until_answering(process: subprocess.Popen, url: str, log: Path, timeout_s: float) -> None:

@@ -7,10 +7,8 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,47 +17,15 @@ import httpx
 import numpy as np
 import pytest
 import tifffile
-import uvicorn
+from conftest import ServerThread, free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 from savgan.common.context import build_context
 from savgan.common.settings import Settings
-from savgan.service.app import create_app
 
 ALICE = {"Authorization": "Bearer alice-key-0123456789abcdef"}
 BOB = {"Authorization": "Bearer bob-key-0123456789abcdef"}
 JOB_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServerThread:
-    """A real uvicorn serving the app on a free loopback port, in a thread of the test process."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> httpx.Client:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.05)
-        self.client = httpx.Client(base_url=self.url, timeout=30)
-        return self.client
-
-    def __exit__(self, *exc) -> None:
-        self.client.close()
-        self.server.should_exit = True
-        self.thread.join(15)
 
 
 def wait_job(client: httpx.Client, job_id: str, headers: dict, timeout_s: float = JOB_TIMEOUT_S) -> dict:

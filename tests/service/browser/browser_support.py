@@ -4,47 +4,25 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from pathlib import Path
 
-import httpx
-import uvicorn
 
+from conftest import ServerThread, free_port
 from savgan.common.settings import Settings
-from savgan.service.app import create_app
 from savgan.service.server import embedded_settings
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class EmbeddedServer:
-    """The embedded app under a real uvicorn in a thread; the settings need the port, so it is chosen first."""
+class EmbeddedServer(ServerThread):
+    """The embedded app under a real uvicorn in a thread; its settings need the port, so it is chosen first."""
 
     def __init__(self, base: Settings) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = embedded_settings(base, "127.0.0.1", self.port)
-        self.app = create_app(self.settings)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        port = free_port()
+        self.settings = embedded_settings(base, "127.0.0.1", port)
+        super().__init__(self.settings, port)
 
     def __enter__(self) -> EmbeddedServer:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.05)
-        self.client = httpx.Client(base_url=self.url, timeout=30)
+        super().__enter__()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.close()
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 def base_settings(root: Path, **fields: object) -> Settings:
