@@ -150,13 +150,17 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     components["TrainParameters"] = params
     post = schema["paths"]["/train"]["post"]
     post["requestBody"] = train.openapi_body(settings.max_upload_files, settings.max_upload_bytes)["requestBody"]
-    limits = schema["components"]["schemas"].get("GenerateRequest", {}).get("properties", {})
-    if "frames" in limits:
-        limits["frames"]["description"] += f" (this server: at most {settings.max_frames})"
-        limits["frames"]["maximum"] = settings.max_frames
-    if "count" in limits:
-        limits["count"]["description"] += f" (this server: at most {settings.max_videos_per_request})"
-        limits["count"]["maximum"] = settings.max_videos_per_request
+    # The schema says what this server enforces, not the models' wider bounds.
+    server_limits = (
+        ("GenerateRequest", "frames", settings.max_frames),
+        ("GenerateRequest", "count", settings.max_videos_per_request),
+        ("TrainParameters", "steps", settings.max_train_steps),
+    )
+    for model, field, limit in server_limits:
+        prop = components.get(model, {}).get("properties", {}).get(field)
+        if prop is not None:
+            prop["description"] = prop.get("description", field) + f" (this server: at most {limit})"
+            prop["maximum"] = limit
     # Validation errors answer {"detail": "<message>", "errors": [...]}, not FastAPI's default shape.
     components.setdefault("ValidationErrorOut", ValidationErrorOut.model_json_schema(ref_template="#/components/schemas/{model}"))
     for operations in schema["paths"].values():

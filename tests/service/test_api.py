@@ -302,7 +302,7 @@ def test_openapi_documents_limits_and_examples(api):
     assert generate["properties"]["count"]["maximum"] == api.ctx.settings.max_videos_per_request == 16
     body = schema["paths"]["/train"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert body["schema"]["properties"]["params"]["allOf"][0]["$ref"] == "#/components/schemas/TrainParameters"
-    assert schema["components"]["schemas"]["TrainParameters"]["properties"]["steps"]["maximum"] == 1_000_000
+    assert schema["components"]["schemas"]["TrainParameters"]["properties"]["steps"]["maximum"] == api.ctx.settings.max_train_steps == 100_000
 
 
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory):
