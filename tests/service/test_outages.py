@@ -18,11 +18,10 @@ import httpx
 import pytest
 from conftest import ApiServer, MotoProcess, PrivateRedis, WorkerProcess
 from test_api import ALICE, BOB, post_train, tiff_bytes
-from test_worker import recording_upload
+from test_worker import queue_training
 
 from savgan.common.context import Context, build_context
-from savgan.common.jobs import JobRecord, Progress, new_job
-from savgan.common.requests import TrainRequest
+from savgan.common.jobs import JobRecord, Progress
 from savgan.common.settings import Settings
 from savgan.common.storage import S3Storage
 from savgan.worker.app import make_app, send_job
@@ -180,12 +179,7 @@ def test_a_running_training_rides_out_a_redis_outage(
     settings_private: Settings, private_redis: PrivateRedis, tmp_path: Path, outage_s: int, steps: int
 ):
     ctx = build_context(settings_private)
-    request = TrainRequest(
-        name="cells", steps=steps, batch_size=2, n_critic=1, patch_method="grid", checkpoint_every=steps,
-        uploads=[recording_upload(ctx, tmp_path)],
-    )
-    record = new_job("alice", "train", request.model_dump(mode="json"))
-    ctx.jobs.create(record)
+    record = queue_training(ctx, tmp_path, steps=steps, checkpoint_every=steps)
     worker = WorkerProcess(settings_private, tmp_path)
     worker.start()
     try:
@@ -254,12 +248,7 @@ def test_a_job_whose_storage_freezes_fails_with_the_reason(
     settings_frozen_s3: Settings, moto_process: MotoProcess, tmp_path: Path
 ):
     ctx = build_context(settings_frozen_s3)
-    request = TrainRequest(
-        name="cells", steps=500, batch_size=2, n_critic=1, patch_method="grid", checkpoint_every=2,
-        uploads=[recording_upload(ctx, tmp_path)],
-    )
-    record = new_job("alice", "train", request.model_dump(mode="json"))
-    ctx.jobs.create(record)
+    record = queue_training(ctx, tmp_path, steps=500)
     worker = WorkerProcess(settings_frozen_s3, tmp_path)
     worker.start()
     try:

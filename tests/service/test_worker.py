@@ -66,6 +66,15 @@ def recording_upload(ctx: Context, tmp_path: Path) -> Upload:
     return Upload(key="uploads/cells.tif", filename="cells.tif", bytes=path.stat().st_size, format="tiff")
 
 
+def queue_training(ctx: Context, tmp_path: Path, **fields) -> JobRecord:
+    """A small training on :func:`recording_upload`, its record stored as POST /train would."""
+    defaults = {"name": "cells", "batch_size": 2, "n_critic": 1, "patch_method": "grid", "checkpoint_every": 2}
+    request = TrainRequest(**{**defaults, **fields}, uploads=[recording_upload(ctx, tmp_path)])
+    record = new_job("alice", "train", request.model_dump(mode="json"))
+    ctx.jobs.create(record)
+    return record
+
+
 def test_model_store_publishes_lists_resolves_and_fetches(settings_s3: Settings, tiny_run: Path, tmp_path: Path):
     store = ModelStore(build_context(settings_s3).storage)
     first = store.publish_run("alice", "tiny", tiny_run)
@@ -124,12 +133,7 @@ def test_generate_through_a_real_worker(settings_s3: Settings, celery_worker_pro
 
 def test_cancel_a_running_training_keeps_its_checkpoint(settings_s3: Settings, celery_worker_process, tmp_path: Path):
     ctx = build_context(settings_s3)
-    request = TrainRequest(
-        name="cells", steps=500, batch_size=2, n_critic=1, patch_method="grid", checkpoint_every=2,
-        uploads=[recording_upload(ctx, tmp_path)],
-    )
-    record = new_job("alice", "train", request.model_dump(mode="json"))
-    ctx.jobs.create(record)
+    record = queue_training(ctx, tmp_path, steps=500)
     send_job(make_app(settings_s3), "train", record.id)
     wait_for(ctx, record.id, lambda r: r.progress.step >= 1)
     ctx.jobs.request_cancel(record.id)
@@ -264,10 +268,7 @@ def test_a_training_request_can_publish_the_weight_average(settings_local: Setti
     from savgan.worker.jobs_runner import run_train
 
     ctx = build_context(settings_local)
-    request = TrainRequest(name="smooth", steps=2, batch_size=2, n_critic=1, patch_method="grid", checkpoint_every=2,
-                           ema_decay=0.5, uploads=[recording_upload(ctx, tmp_path)])
-    record = new_job("alice", "train", request.model_dump(mode="json"))
-    ctx.jobs.create(record)
+    record = queue_training(ctx, tmp_path, name="smooth", steps=2, ema_decay=0.5)
     assert run_train(ctx, record.id, lambda _: None) == "succeeded"
     folder = ctx.models.fetch(ctx.models.resolve("alice", "smooth"), tmp_path / "cache")
     assert json.loads((folder / "manifest.json").read_text())["train_config"]["ema_decay"] == 0.5
