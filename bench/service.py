@@ -1,6 +1,6 @@
 """End-to-end generate latency and enqueue throughput of the service, in both deployment modes.
 
-    python bench/service.py --runs 20 --requests 1000 --concurrency 50
+    python bench/service.py --runs 20 --requests 1000 --concurrency 50 --baseline 3894c27
 
 End to end: ``POST /generate`` (bundled ``mmnist``, one OME-TIFF of ``--frames`` frames) until
 the video is downloaded through its result link, polling ``GET /jobs/{id}``; measured
@@ -15,12 +15,17 @@ never competes for the CPU with the API; the queue is purged after each variant.
 for each ``--api-workers`` count: closed loop (``--concurrency`` clients, each sending its
 next request as soon as the previous one answered: the throughput ceiling, where latency is
 queueing behind the other 49 clients) and open loop (requests arriving at fixed ``--rates``
-from up to ``--concurrency`` connections: latency at a given load). Everything (clients,
-API, moto, Redis) shares this machine's cores. Embedded mode has no enqueue figure: its
-queued jobs start at once in the API process.
+from up to ``--concurrency`` connections: latency at a given load). Each load run also reports
+the CPU seconds per request of the API's processes (``/proc/<pid>/stat`` of its process group,
+read before and after the run). ``--baseline COMMIT`` runs the same enqueue loads against
+the API of that commit too (its tree exported with ``git archive``, put first on the API's
+``PYTHONPATH``), in the same run, for a before/after comparison. Everything (clients, API,
+moto, Redis) shares this machine's cores. Embedded mode has no enqueue figure: its queued jobs
+start at once in the API process.
 
-Targets of the performance issue (reported, not asserted): end-to-end p50 under 1 s on the CPU
-preset, enqueue p99 under 50 ms. Writes bench/results/service.json.
+Targets of the performance issues (reported, not asserted): end-to-end p50 under 1 s on the CPU
+preset, enqueue p99 under 50 ms (closed loop at 50 clients; open loop at 100 requests/s).
+Writes bench/results/service.json.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -190,49 +195,51 @@ async def warm_client(base_url: str, headers: dict[str, str], concurrency: int) 
         yield client
 
 
-async def enqueue(base_url: str, headers: dict[str, str], requests: int, concurrency: int) -> dict[str, Any]:
+async def enqueue(api: Api, headers: dict[str, str], requests: int, concurrency: int) -> dict[str, Any]:
     """``concurrency`` clients, each sending its next request as soon as the previous one answered."""
     outcomes = Outcomes()
     remaining = iter(range(requests))
-    async with warm_client(base_url, headers, concurrency) as client:
+    async with warm_client(api.url, headers, concurrency) as client:
         async def client_loop() -> None:
             for _ in remaining:
                 await outcomes.post(client, time.perf_counter())
 
-        started = time.perf_counter()
+        cpu_before, started = api.cpu_s(), time.perf_counter()
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, api.cpu_s() - cpu_before
     return {
         "requests": requests,
         "concurrency": concurrency,
         "throughput_rps": round(requests / wall, 1),
+        "api_cpu_ms_per_request": round(cpu / requests * 1e3, 2),
         "failures": outcomes.failures,
         "latency_s": summary(outcomes.latencies, (50, 95, 99)),
     }
 
 
-async def enqueue_at_rate(base_url: str, headers: dict[str, str], rate: float, seconds: float, concurrency: int) -> dict[str, Any]:
+async def enqueue_at_rate(api: Api, headers: dict[str, str], rate: float, seconds: float, concurrency: int) -> dict[str, Any]:
     """Open loop: requests arrive every 1/``rate`` s whatever the answers, from at most
     ``concurrency`` connections. Latency counts from the scheduled arrival, so a slow answer
     that delays the next send is charged to the latency (no coordinated omission)."""
     outcomes = Outcomes()
     slots = asyncio.Semaphore(concurrency)
-    async with warm_client(base_url, headers, concurrency) as client:
+    async with warm_client(api.url, headers, concurrency) as client:
         async def one(scheduled: float) -> None:
             async with slots:
                 await outcomes.post(client, scheduled)
 
-        start = time.perf_counter()
+        cpu_before, start = api.cpu_s(), time.perf_counter()
         tasks = []
         for i in range(int(rate * seconds)):
             scheduled = start + i / rate
             await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
             tasks.append(asyncio.create_task(one(scheduled)))
         await asyncio.gather(*tasks)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, api.cpu_s() - cpu_before
     return {
         "offered_rps": rate,
         "achieved_rps": round(len(outcomes.latencies) / wall, 1),
+        "api_cpu_ms_per_request": round(cpu / len(outcomes.latencies) * 1e3, 2),
         "concurrency": concurrency,
         "failures": outcomes.failures,
         "latency_s": summary(outcomes.latencies, (50, 95, 99)),
@@ -286,35 +293,70 @@ def distributed(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             wait_ok(f"http://127.0.0.1:{s3_port}/moto-api/", s3, folder / "moto.log")
             S3Storage(Settings(**{k.removeprefix("SAVGAN_").lower(): v for k, v in settings.items()})).ensure_bucket()
             worker_command = savgan_command("worker", "--queues", "generate", "--concurrency", "1")
-            with process(worker_command, env, folder / "worker.log") as worker, api_server(env, folder, 1) as base:
-                wait_ok(f"{base}/readyz", worker, folder / "worker.log")
-                latency = end_to_end(base, headers, args.frames, args.runs, args.poll_s)
+            with process(worker_command, env, folder / "worker.log") as worker, api_server(env, folder, 1) as api:
+                wait_ok(f"{api.url}/readyz", worker, folder / "worker.log")
+                latency = end_to_end(api.url, headers, args.frames, args.runs, args.poll_s)
+            codes = [("current", env)]
+            if args.baseline:
+                codes.insert(0, (f"baseline {args.baseline}", {**env, "PYTHONPATH": str(export_tree(args.baseline, folder))}))
             for workers in args.api_workers:
-                with api_server(env, folder, workers) as base:
-                    rounds = [asyncio.run(enqueue(base, headers, args.requests, args.concurrency))
-                              for _ in range(args.enqueue_rounds)]
-                    open_loop = [asyncio.run(enqueue_at_rate(base, headers, rate, args.open_loop_s, args.concurrency))
-                                 for rate in args.rates]
-                broker.flushdb()  # the queued jobs, so every variant starts from an empty queue
-                enqueue_variants.append({"api_workers": workers, "rounds": rounds, **enqueue_summary(rounds),
-                                         "open_loop": open_loop})
+                for code, code_env in codes:
+                    with api_server(code_env, folder, workers) as api:
+                        rounds = [asyncio.run(enqueue(api, headers, args.requests, args.concurrency))
+                                  for _ in range(args.enqueue_rounds)]
+                        open_loop = [asyncio.run(enqueue_at_rate(api, headers, rate, args.open_loop_s, args.concurrency))
+                                     for rate in args.rates]
+                    broker.flushdb()  # the queued jobs and records, so every variant starts from an empty Redis
+                    enqueue_variants.append({"code": code, "api_workers": workers, "rounds": rounds,
+                                             **enqueue_summary(rounds), "open_loop": open_loop})
     finally:
         broker.flushdb()  # the queued jobs and their transient state; the records died with moto
         broker.close()
     return {"end_to_end": latency, "enqueue": enqueue_variants}
 
 
+def export_tree(commit: str, folder: Path) -> Path:
+    """The package as it was at ``commit``, as ``<returned folder>/savgan``: first on ``PYTHONPATH``,
+    it is imported instead of this checkout (the editable install's finder comes after the path)."""
+    root = folder / f"baseline-{commit}"
+    (root / "savgan").mkdir(parents=True)
+    repo = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(repo), "archive", commit], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(root / "savgan")], input=archive, check=True)
+    return root
+
+
+@dataclass
+class Api:
+    """A running API: its base URL and its processes' CPU time so far."""
+
+    url: str
+    cpu_s: Callable[[], float]
+
+
+def group_cpu_s(pgid: int) -> float:
+    """User + system CPU seconds of every live process in the process group (uvicorn and its workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...; utime, stime at 11, 12
+                total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 @contextlib.contextmanager
-def api_server(env: dict[str, str], folder: Path, workers: int) -> Iterator[str]:
-    """``savgan serve`` with ``workers`` uvicorn processes; yields its base URL once it answers
-    (``/livez``: readiness also needs a Celery worker, which the enqueue runs leave stopped)."""
+def api_server(env: dict[str, str], folder: Path, workers: int) -> Iterator[Api]:
+    """``savgan serve`` with ``workers`` uvicorn processes, once it answers (``/livez``: readiness
+    also needs a Celery worker, which the enqueue runs leave stopped)."""
     port = free_port()
-    log = folder / f"api-{workers}.log"
+    log = folder / f"api-{workers}-{port}.log"
     command = savgan_command("serve", "--port", str(port))
     with process(command, {**env, "SAVGAN_API_WORKERS": str(workers)}, log) as api:
         base = f"http://127.0.0.1:{port}"
         wait_ok(f"{base}/livez", api, log)
-        yield base
+        yield Api(base, lambda: group_cpu_s(api.pid))
 
 
 def enqueue_summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -353,18 +395,24 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"{mode:12} {e2e['cold_s']:7.3f} {total['p50']:7.3f} {total['p95']:7.3f} {total['min']:7.3f} {total['max']:7.3f} | "
               f"{e2e['submit_s']['p50']:7.3f} {e2e['queued_s']['p50']:7.3f} {e2e['run_s']['p50']:7.3f} {e2e['download_s']['p50']:8.3f}")
     print(f"\nenqueue, POST /generate, distributed, {results['concurrency']} connections")
-    print(f"{'API procs':>9} {'load':12} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} failures")
-    for variant in results["distributed"]["enqueue"]:
+    print(f"{'code':18} {'API procs':>9} {'load':12} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'CPU ms/req':>10} failures")
+    variants = results["distributed"]["enqueue"]
+    for variant in variants:
         rows = [(f"closed #{i}", r["throughput_rps"], r) for i, r in enumerate(variant["rounds"], 1)]
         rows += [(f"open {r['offered_rps']:g}/s", r["achieved_rps"], r) for r in variant["open_loop"]]
         for label, rate, r in rows:
             lat = r["latency_s"]
-            print(f"{variant['api_workers']:9d} {label:12} {rate:8.1f} {lat['p50'] * 1e3:8.1f} {lat['p95'] * 1e3:8.1f} "
-                  f"{lat['p99'] * 1e3:8.1f} {lat['max'] * 1e3:8.1f} {r['failures'] or '-'}")
-    best = min(v["p99_s"]["median"] for v in results["distributed"]["enqueue"])
+            print(f"{variant['code']:18} {variant['api_workers']:9d} {label:12} {rate:8.1f} {lat['p50'] * 1e3:8.1f} "
+                  f"{lat['p95'] * 1e3:8.1f} {lat['p99'] * 1e3:8.1f} {lat['max'] * 1e3:8.1f} "
+                  f"{r['api_cpu_ms_per_request']:10.2f} {r['failures'] or '-'}")
+    current = [v for v in variants if v["code"] == "current"]
+    best = min(v["p99_s"]["median"] for v in current)
+    at_100 = [r["latency_s"]["p99"] for v in current for r in v["open_loop"] if r["offered_rps"] == 100]
     print(f"\ntargets: end-to-end p50 < 1 s (embedded {results['embedded']['end_to_end']['total_s']['p50']:.3f}, "
           f"distributed {results['distributed']['end_to_end']['total_s']['p50']:.3f}); "
-          f"enqueue p99 < 50 ms with {results['concurrency']} closed-loop clients (best median of rounds {best * 1e3:.1f} ms)")
+          f"enqueue p99 < 50 ms with {results['concurrency']} closed-loop clients (best median of rounds {best * 1e3:.1f} ms); "
+          f"open loop 100/s p99 <= 50 ms ({', '.join(f'{p * 1e3:.1f} ms' for p in at_100) or 'not run'})")
 
 
 def _ints(text: str) -> list[int]:
@@ -384,8 +432,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--enqueue-rounds", type=int, default=3)
     parser.add_argument("--api-workers", type=_ints, default=[1, 2], help="comma list of SAVGAN_API_WORKERS to compare")
-    parser.add_argument("--rates", type=_floats, default=[25.0, 50.0], help="open-loop arrival rates, requests/s")
+    parser.add_argument("--rates", type=_floats, default=[25.0, 50.0, 100.0], help="open-loop arrival rates, requests/s")
     parser.add_argument("--open-loop-s", type=float, default=10.0, help="duration of each open-loop run")
+    parser.add_argument("--baseline", help="a commit whose API also runs the enqueue loads, for before/after")
     parser.add_argument("--redis-db", type=int, default=13, help="a db of the local Redis this run may flush")
     parser.add_argument("--torch-threads", type=int, default=1, help="OMP_NUM_THREADS of the servers and workers")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "service.json")

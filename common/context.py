@@ -24,4 +24,5 @@ def build_context(settings: Settings, transient: TransientState | None = None) -
     storage = build_storage(settings)
     if transient is None:
         transient = MemoryState() if settings.mode == "embedded" else RedisState(settings.redis_url)
-    return Context(settings, storage, transient, JobStore(storage, transient), ModelStore(storage, transient))
+    jobs = JobStore(storage, transient, settings.job_retention_s)
+    return Context(settings, storage, transient, jobs, ModelStore(storage, transient))

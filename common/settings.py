@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     outage_backoff_max_s: float = Field(
         5.0, gt=0, description="longest pause between two retries of a write through an outage"
     )
+    job_retention_s: int = Field(
+        24 * 3600,
+        ge=60,
+        description="a finished job's record stays in Redis this long once storage has it; later reads go to storage",
+    )
     visibility_timeout_s: int = Field(
         0,
         ge=0,
