@@ -17,7 +17,7 @@ next request as soon as the previous one answered: the throughput ceiling, where
 queueing behind the other 49 clients) and open loop (requests arriving at fixed ``--rates``
 from up to ``--concurrency`` connections: latency at a given load). Each load run also reports
 the CPU seconds per request of the API's processes (``/proc/<pid>/stat`` of its process group,
-read before and after the run). ``--baseline COMMIT`` runs the same enqueue loads against
+read before and after the run) and of this load generator (its process time). ``--baseline COMMIT`` runs the same enqueue loads against
 the API of that commit too (its tree exported with ``git archive``, put first on the API's
 ``PYTHONPATH``), in the same run, for a before/after comparison. Everything (clients, API,
 moto, Redis) shares this machine's cores. Embedded mode has no enqueue figure: its queued jobs
@@ -204,14 +204,15 @@ async def enqueue(api: Api, headers: dict[str, str], requests: int, concurrency:
             for _ in remaining:
                 await outcomes.post(client, time.perf_counter())
 
-        cpu_before, started = api.cpu_s(), time.perf_counter()
+        cpu_before, client_before, started = api.cpu_s(), time.process_time(), time.perf_counter()
         await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-        wall, cpu = time.perf_counter() - started, api.cpu_s() - cpu_before
+        wall, cpu, client_cpu = time.perf_counter() - started, api.cpu_s() - cpu_before, time.process_time() - client_before
     return {
         "requests": requests,
         "concurrency": concurrency,
         "throughput_rps": round(requests / wall, 1),
         "api_cpu_ms_per_request": round(cpu / requests * 1e3, 2),
+        "client_cpu_ms_per_request": round(client_cpu / requests * 1e3, 2),
         "failures": outcomes.failures,
         "latency_s": summary(outcomes.latencies, (50, 95, 99)),
     }
@@ -228,18 +229,19 @@ async def enqueue_at_rate(api: Api, headers: dict[str, str], rate: float, second
             async with slots:
                 await outcomes.post(client, scheduled)
 
-        cpu_before, start = api.cpu_s(), time.perf_counter()
+        cpu_before, client_before, start = api.cpu_s(), time.process_time(), time.perf_counter()
         tasks = []
         for i in range(int(rate * seconds)):
             scheduled = start + i / rate
             await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
             tasks.append(asyncio.create_task(one(scheduled)))
         await asyncio.gather(*tasks)
-        wall, cpu = time.perf_counter() - start, api.cpu_s() - cpu_before
+        wall, cpu, client_cpu = time.perf_counter() - start, api.cpu_s() - cpu_before, time.process_time() - client_before
     return {
         "offered_rps": rate,
         "achieved_rps": round(len(outcomes.latencies) / wall, 1),
         "api_cpu_ms_per_request": round(cpu / len(outcomes.latencies) * 1e3, 2),
+        "client_cpu_ms_per_request": round(client_cpu / len(outcomes.latencies) * 1e3, 2),
         "concurrency": concurrency,
         "failures": outcomes.failures,
         "latency_s": summary(outcomes.latencies, (50, 95, 99)),
@@ -396,7 +398,7 @@ def print_table(results: dict[str, Any]) -> None:
               f"{e2e['submit_s']['p50']:7.3f} {e2e['queued_s']['p50']:7.3f} {e2e['run_s']['p50']:7.3f} {e2e['download_s']['p50']:8.3f}")
     print(f"\nenqueue, POST /generate, distributed, {results['concurrency']} connections")
     print(f"{'code':18} {'API procs':>9} {'load':12} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-          f"{'CPU ms/req':>10} failures")
+          f"{'API CPU ms':>10} {'client CPU':>10} failures")
     variants = results["distributed"]["enqueue"]
     for variant in variants:
         rows = [(f"closed #{i}", r["throughput_rps"], r) for i, r in enumerate(variant["rounds"], 1)]
@@ -405,7 +407,7 @@ def print_table(results: dict[str, Any]) -> None:
             lat = r["latency_s"]
             print(f"{variant['code']:18} {variant['api_workers']:9d} {label:12} {rate:8.1f} {lat['p50'] * 1e3:8.1f} "
                   f"{lat['p95'] * 1e3:8.1f} {lat['p99'] * 1e3:8.1f} {lat['max'] * 1e3:8.1f} "
-                  f"{r['api_cpu_ms_per_request']:10.2f} {r['failures'] or '-'}")
+                  f"{r['api_cpu_ms_per_request']:10.2f} {r['client_cpu_ms_per_request']:10.2f} {r['failures'] or '-'}")
     current = [v for v in variants if v["code"] == "current"]
     best = min(v["p99_s"]["median"] for v in current)
     at_100 = [r["latency_s"]["p99"] for v in current for r in v["open_loop"] if r["offered_rps"] == 100]
