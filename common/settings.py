@@ -89,8 +89,17 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(
         0,
         ge=0,
-        description="Redis redelivers an unacknowledged task after this long; must exceed the longest hard "
-        "time limit; 0: that limit + 600 s",
+        description="Redis redelivers an unacknowledged task after this long, the last resort behind job "
+        "leases; must exceed the longest hard time limit; 0: that limit + 600 s",
+    )
+    lease_ttl_s: float = Field(
+        60.0,
+        ge=3,
+        description="a running job's lease lasts this long unless its worker renews it; a dead worker's job "
+        "is sent again once its lease has expired",
+    )
+    reaper_interval_s: float = Field(
+        10.0, gt=0, description="how often the workers look for running jobs whose lease has expired"
     )
 
     @field_validator("s3_endpoint_url", "s3_public_endpoint_url")

@@ -3,12 +3,14 @@
 Importing this module must not import torch: the API image has none. Tasks live in
 ``savgan.worker.tasks``, which only workers import (``include``).
 
-Reliability choices: late acks with reject-on-worker-lost, so a task whose worker dies is
-delivered again; one prefetched task per process, so a long training never sits behind
-another; a Redis visibility timeout above the longest hard time limit, set everywhere Celery
-and kombu read it, so a task still running is never handed to a second worker. Workers look
-for tasks whose worker vanished (unacknowledged past the visibility timeout) every
-``RESTORE_INTERVAL_S``; kombu's default throttle would look only every ten intervals.
+Reliability choices: a job whose worker dies is sent again by the reaper once its lease has
+expired (``savgan.common.leases``, ``savgan.worker.reaper``: about a minute with the defaults),
+and a delivery whose job is leased or finished is dropped, so a live job never runs twice. Late
+acks with reject-on-worker-lost stay as the last resort behind that: the broker delivers an
+unacknowledged task again after its visibility timeout, which is above the longest hard time
+limit, set everywhere Celery and kombu read it. One prefetched task per process, so a long
+training never sits behind another. Workers look for tasks unacknowledged past the visibility
+timeout every ``RESTORE_INTERVAL_S``; kombu's default throttle would look only every ten intervals.
 """
 
 from __future__ import annotations

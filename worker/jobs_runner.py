@@ -8,9 +8,14 @@ one save that sets its state, results and finish time together. Results are uplo
 can see is always complete. Cancellation is cooperative: generation checks between videos,
 training after every step (and keeps its last checkpoint as a model version).
 
+A Celery worker runs a job only under its lease (``savgan.common.leases``): a delivery whose job
+another worker holds is dropped, and a job whose lease is lost stops at its next check (the same
+points as cancellation, plus before publishing and before the final save) without writing
+anything more: the worker that holds the lease now runs it to its end.
+
 Counters for ``/metrics`` (``TransientState.incr``): ``generated_frames``, ``jobs_succeeded``,
-``jobs_failed``, ``jobs_cancelled``, ``job_duration_seconds_sum:{kind}`` and
-``job_duration_seconds_count:{kind}``.
+``jobs_failed``, ``jobs_cancelled``, ``job_duration_seconds_sum:{kind}``,
+``job_duration_seconds_count:{kind}`` and ``duplicate_deliveries_dropped``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from savgan.common.context import Context
 from savgan.common.jobs import JobRecord, JobState, Progress, ResultFile
+from savgan.common.leases import JobLease, LeaseLost, NoLease
 from savgan.common.outages import OUTAGE_ERRORS, outage_of, ride_out
 from savgan.common.requests import GenerateRequest, TrainRequest
 from savgan.common.settings import Settings
@@ -44,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], None]
+Lease = JobLease | NoLease
 # Losses a training job reports in its progress message, where the family has them.
 PROGRESS_LABELS = (("W video", "wasserstein_video"), ("W image", "wasserstein_image"), ("G loss", "loss_generator"))
 CONTENT_TYPES = {".tif": "image/tiff", ".mp4": "video/mp4", ".gif": "image/gif", ".png": "image/png"}
@@ -65,11 +72,12 @@ class Reporter:
     """Turns (step, total) into a Progress with an ETA, for the transient store and the task state.
 
     Both are written by a :class:`LatestProgress` thread, so a Redis outage delays the progress
-    a client sees but never the job.
+    a client sees but never the job. It carries the job's lease, which the work checks.
     """
 
-    def __init__(self, ctx: Context, job_id: str, callback: ProgressCallback | None) -> None:
+    def __init__(self, ctx: Context, job_id: str, callback: ProgressCallback | None, lease: Lease | None = None) -> None:
         self.ctx, self.job_id, self.callback = ctx, job_id, callback
+        self.lease = lease or NoLease()
         self.started = time.monotonic()
         self.last = Progress()
         self.outbox = LatestProgress(self._write, ctx.settings, job_id)
@@ -88,14 +96,19 @@ class Reporter:
         self.outbox.offer(self.last)
 
 
-def run_generate(ctx: Context, job_id: str, on_progress: ProgressCallback | None = None) -> JobState | None:
-    """Run a generate job to its end; None when there was nothing to run (unknown or finished job)."""
-    return _run(ctx, job_id, _generate, on_progress)
+def run_generate(
+    ctx: Context, job_id: str, on_progress: ProgressCallback | None = None, lease: Lease | None = None
+) -> JobState | None:
+    """Run a generate job to its end; None when there was nothing to run (unknown or finished job,
+    or one another worker holds) or when it stopped because its lease was lost."""
+    return _run(ctx, job_id, _generate, on_progress, lease or NoLease())
 
 
-def run_train(ctx: Context, job_id: str, on_progress: ProgressCallback | None = None) -> JobState | None:
-    """Run a train job to its end; None when there was nothing to run (unknown or finished job)."""
-    return _run(ctx, job_id, _train, on_progress)
+def run_train(
+    ctx: Context, job_id: str, on_progress: ProgressCallback | None = None, lease: Lease | None = None
+) -> JobState | None:
+    """Run a train job to its end; None as for :func:`run_generate`."""
+    return _run(ctx, job_id, _train, on_progress, lease or NoLease())
 
 
 Work = Callable[[Context, JobRecord, Reporter], Outcome]
@@ -130,28 +143,46 @@ def run_evaluate(ctx: Context, request: dict, on_progress: ProgressCallback | No
     )
 
 
-def _run(ctx: Context, job_id: str, work: Work, on_progress: ProgressCallback | None) -> JobState | None:
-    record = ride_out(partial(ctx.jobs.get, job_id), ctx.settings, f"job {job_id}: reading its record")
-    if record is None:
-        log.warning("job %s has no record; nothing to run", job_id)
+def _run(ctx: Context, job_id: str, work: Work, on_progress: ProgressCallback | None, lease: Lease) -> JobState | None:
+    """Take the job's lease, then read its record: read after, a previous holder's final save is
+    always seen, so a finished job is never run again."""
+    if not ride_out(lease.acquire, ctx.settings, f"job {job_id}: taking its lease"):
+        log.warning("job %s: another worker holds its lease; this delivery is a duplicate and is dropped", job_id)
+        ride_out(partial(ctx.transient.incr, "duplicate_deliveries_dropped"), ctx.settings, f"job {job_id}: counting it")
         return None
-    if record.finished:
+    reporter = Reporter(ctx, job_id, on_progress, lease)
+    try:
+        record = ride_out(partial(ctx.jobs.get, job_id), ctx.settings, f"job {job_id}: reading its record")
+        if record is None:
+            log.warning("job %s has no record; nothing to run", job_id)
+            return None
+        if record.finished:
+            return None
+        outcome = _admit(ctx, record) or _work(ctx, record, work, reporter)
+        _finish(ctx, record, outcome, reporter)
+        return record.state
+    except LeaseLost as lost:
+        reporter.outbox.close()
+        log.error("%s; it is left to the worker that holds it", lost)
         return None
-    reporter = Reporter(ctx, job_id, on_progress)
-    outcome = _admit(ctx, record)
-    if outcome is None:
-        try:
-            outcome = work(ctx, record, reporter)
-        except JobCancelled:
-            outcome = Outcome("cancelled")
-        except SoftTimeLimitExceeded:
-            limit = ctx.settings.generate_soft_time_limit_s if record.kind == "generate" else ctx.settings.train_soft_time_limit_s
-            outcome = Outcome("failed", error=f"the job took longer than {limit} s, this server's limit, and was stopped")
-        except Exception as err:  # noqa: BLE001 - every failure must end the job with a message
-            log.exception("job %s failed", job_id)
-            outcome = Outcome("failed", error=describe_error(err, ctx.settings))
-    _finish(ctx, record, outcome, reporter)
-    return record.state
+    finally:
+        lease.release()
+
+
+def _work(ctx: Context, record: JobRecord, work: Work, reporter: Reporter) -> Outcome:
+    """The job's outcome, whatever happens; a lost lease is no outcome and goes up to :func:`_run`."""
+    try:
+        return work(ctx, record, reporter)
+    except LeaseLost:
+        raise
+    except JobCancelled:
+        return Outcome("cancelled")
+    except SoftTimeLimitExceeded:
+        limit = ctx.settings.generate_soft_time_limit_s if record.kind == "generate" else ctx.settings.train_soft_time_limit_s
+        return Outcome("failed", error=f"the job took longer than {limit} s, this server's limit, and was stopped")
+    except Exception as err:  # noqa: BLE001 - every failure must end the job with a message
+        log.exception("job %s failed", record.id)
+        return Outcome("failed", error=describe_error(err, ctx.settings))
 
 
 def abandon(ctx: Context, job_id: str, state: JobState, error: str | None = None) -> None:
@@ -197,6 +228,7 @@ def _save(ctx: Context, record: JobRecord) -> None:
 
 def _finish(ctx: Context, record: JobRecord, outcome: Outcome, reporter: Reporter) -> None:
     reporter.outbox.close()
+    reporter.lease.check()
     record.state = outcome.state
     record.error = outcome.error
     record.results = outcome.results
@@ -226,8 +258,10 @@ def _cancel_requested(ctx: Context, job_id: str) -> bool:
         return False
 
 
-def _check_cancel(ctx: Context, job_id: str) -> None:
-    if _cancel_requested(ctx, job_id):
+def _check_stop(ctx: Context, reporter: Reporter) -> None:
+    """Between units of work: stop when the lease was lost or the owner asked to cancel."""
+    reporter.lease.check()
+    if _cancel_requested(ctx, reporter.job_id):
         raise JobCancelled
 
 
@@ -277,11 +311,11 @@ def _generate(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
     info = ctx.models.resolve(record.owner, request.model)
     reporter.update(0, request.count, f"loading model {info.spec}")
     generator = runtime.models.generator(ctx, info)
-    _check_cancel(ctx, record.id)
+    _check_stop(ctx, reporter)
 
     def on_video(done: int, total: int) -> None:
         reporter.update(done, total, f"generated video {done} of {total}")
-        _check_cancel(ctx, record.id)
+        _check_stop(ctx, reporter)
 
     videos = generate_videos(generator, request.seed, request.frames, request.count, on_video)
     pixel, interval = calibration(info.physical, request.pixel_size_um, request.frame_interval_s)
@@ -297,6 +331,7 @@ def _generate(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
         preview = folder / "preview.png"
         montage_png(preview, videos)
         files.append((preview, "preview", "png"))
+        reporter.lease.check()
         results = _publish_results(ctx, record.id, files)
     frames = request.count * request.frames
     ride_out(partial(ctx.transient.incr, "generated_frames", frames), ctx.settings, f"job {record.id}: counting frames")
@@ -362,7 +397,7 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
         data = load_training_data(
             [str(p) for p in paths], config, count=0, seed=request.seed, show_progress=False, patch_method=request.patch_method
         )
-        _check_cancel(ctx, record.id)
+        _check_stop(ctx, reporter)
         if resumed:
             trainer = Trainer.resume(run_dir, data.bank, device, steps=request.steps)
         else:
@@ -387,6 +422,7 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
         checkpoint_every = trainer.train_config.checkpoint_every
 
         def on_progress(progress: TrainProgress) -> None:
+            reporter.lease.check()  # raised through the trainer: no checkpoint of a job that is no longer ours
             losses = progress.losses
             reporter.update(
                 progress.step,
@@ -399,6 +435,7 @@ def _train(ctx: Context, record: JobRecord, reporter: Reporter) -> Outcome:
 
         hooks = TrainHooks(on_progress, lambda: _cancel_requested(ctx, record.id), show_progress_bar=False)
         result = trainer.train(hooks)
+        reporter.lease.check()
         version = ctx.models.publish_run(record.owner, request.name, run_dir)
         shown = [(run_dir / SAMPLES, "montage", "png"), (run_dir / LOSSES, "preview", "png")]
         results = _publish_results(ctx, record.id, [f for f in shown if f[0].is_file()])

@@ -5,23 +5,31 @@ neither boto3 clients nor sockets survive a fork well. Progress is mirrored into
 ``PROGRESS`` task state for Flower and result watchers. When a child is stopped from outside
 (hard time limit, ``revoke(terminate=True)``), the parent process records the job's end, since
 the child can no longer do it.
+
+Each job runs under its lease (``savgan.common.leases``), and the parent runs the reaper
+(``savgan.worker.reaper``) that sends again the jobs of workers that died.
 """
 
 from __future__ import annotations
 
 import importlib
-from functools import cache
-from typing import Any
+from functools import cache, partial
+from typing import TYPE_CHECKING, Any
 
 from celery import Task
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import task_failure, task_revoked, worker_process_init
+from celery.signals import task_failure, task_revoked, worker_process_init, worker_ready, worker_shutdown
 
 from savgan.common.context import Context, build_context
-from savgan.common.jobs import JobState, Progress
+from savgan.common.jobs import JobState, Progress, RedisState
+from savgan.common.leases import JobLease
 from savgan.common.settings import get_settings
-from savgan.worker.app import EVALUATE_TASK, TASK_NAMES, app
+from savgan.worker.app import EVALUATE_TASK, TASK_NAMES, app, make_app, send_job
 from savgan.worker.jobs_runner import ProgressCallback, abandon, run_evaluate, run_generate, run_train
+from savgan.worker.reaper import Reaper
+
+if TYPE_CHECKING:
+    import redis
 
 PROGRESS_STATE = "PROGRESS"
 
@@ -29,6 +37,36 @@ PROGRESS_STATE = "PROGRESS"
 @cache
 def process_context() -> Context:
     return build_context(get_settings())
+
+
+def redis_client(ctx: Context) -> redis.Redis:
+    """Leases and the reaper need Redis itself, which only the distributed mode has."""
+    if not isinstance(ctx.transient, RedisState):
+        raise RuntimeError("Celery workers keep job leases in Redis: run them with SAVGAN_MODE=distributed")
+    return ctx.transient.client
+
+
+def _lease(job_id: str) -> JobLease:
+    ctx = process_context()
+    return JobLease(redis_client(ctx), job_id, ctx.settings)
+
+
+@cache
+def _reaper() -> Reaper:
+    """The parent's reaper, with a context and an app of its own: its thread shares no connection
+    with the consumer or with the parent's :func:`process_context`."""
+    ctx = build_context(get_settings())
+    return Reaper(ctx, redis_client(ctx), partial(send_job, make_app(ctx.settings)))
+
+
+@worker_ready.connect
+def _start_reaper(**_: Any) -> None:
+    _reaper().start()
+
+
+@worker_shutdown.connect
+def _stop_reaper(**_: Any) -> None:
+    _reaper().stop()
 
 
 @worker_process_init.connect
@@ -69,12 +107,12 @@ def _reporter(task: Task, job_id: str) -> ProgressCallback:
 
 @app.task(name=TASK_NAMES["generate"], bind=True)
 def generate(self: Task, job_id: str) -> JobState | None:
-    return run_generate(process_context(), job_id, _reporter(self, job_id))
+    return run_generate(process_context(), job_id, _reporter(self, job_id), _lease(job_id))
 
 
 @app.task(name=TASK_NAMES["train"], bind=True)
 def train(self: Task, job_id: str) -> JobState | None:
-    return run_train(process_context(), job_id, _reporter(self, job_id))
+    return run_train(process_context(), job_id, _reporter(self, job_id), _lease(job_id))
 
 
 @app.task(name=EVALUATE_TASK, bind=True)
