@@ -1,8 +1,11 @@
 """Model versions in object storage, beside the models bundled with the package.
 
 A version lives under ``models/{owner}/{name}/{version}/`` (manifest.json, generator and
-training-state safetensors, samples.png, losses.png). Its manifest is written last, and a
-version is listed only once its manifest exists, so a half-uploaded version is never seen.
+training-state safetensors, samples.png, losses.png). Its number is claimed first by creating
+``claim.json`` there only if absent (an atomic conditional write), so publishers racing on one
+name each get a version of their own; its manifest is written last and names each file's
+sha256, a version is listed only once its manifest exists, and a fetch checks every file
+against it, so a half-uploaded or mixed-up version is never seen or used.
 Bundled models (``savgan/model/bundled/<name>/``) are visible to every owner as version
 ``bundled`` of owner ``public``. Manifests are read as JSON here: this module runs in the API
 image, which has no torch.
@@ -11,9 +14,11 @@ image, which has no torch.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import shutil
+import socket
 import threading
 import time
 import uuid
@@ -23,7 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from savgan.common.jobs import TransientState
-from savgan.common.storage import Storage
+from savgan.common.storage import ObjectExists, ObjectNotFound, Storage
 from savgan.model.layout import BUNDLED_ROOT, MANIFEST, SAMPLES, VERSION_FILES
 
 BUNDLED = "bundled"
@@ -31,6 +36,15 @@ PUBLIC_OWNER = "public"
 # A listing is reused while the owner's model generation is unchanged, but never longer than
 # this: versions written around the service (an operator copying objects) appear within it.
 LISTING_MAX_AGE_S = 60.0
+# Marks a version number as taken from the moment it is claimed; never listed as a version.
+CLAIM = "claim.json"
+# Each publisher racing on a name takes at most one number, so a claim that keeps failing this
+# often means a server answering "exists" to every conditional write, not contention.
+MAX_CLAIM_TRIES = 100
+
+
+class DamagedModel(ValueError):
+    """A stored version's file differs from what its manifest says (sha256 or size)."""
 
 
 class ModelVersionInfo(BaseModel):
@@ -171,32 +185,48 @@ class ModelStore:
         versions = ", ".join(v.version for v in model.versions)
         raise LookupError(f"model {name!r} has no version {version!r}; versions: {versions}")
 
-    def _next_version(self, owner: str, name: str) -> str:
+    def _next_version(self, owner: str, name: str) -> int:
         """Counts every key under the name, so a half-uploaded version's number is never reused."""
         used = [k.split("/")[3] for k in self.storage.list(f"models/{owner}/{name}/")]
-        return str(max((int(v) for v in used if v.isdigit()), default=0) + 1)
+        return max((int(v) for v in used if v.isdigit()), default=0) + 1
+
+    def _claim_version(self, owner: str, name: str) -> str:
+        """The first free number from the listing on, taken by a conditional create of its claim:
+        a publisher that loses a number to a concurrent one moves on to the next."""
+        claim = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "claimed_at": _now()}).encode()
+        number = self._next_version(owner, name)
+        for _ in range(MAX_CLAIM_TRIES):
+            try:
+                self.storage.create_exclusive(f"models/{owner}/{name}/{number}/{CLAIM}", claim, "application/json")
+                return str(number)
+            except ObjectExists:
+                number += 1
+        raise RuntimeError(
+            f"could not claim a version of model {name!r} of {owner} in {MAX_CLAIM_TRIES} tries (up to {number}): "
+            "the storage refuses every conditional create; check that its server supports If-None-Match: *"
+        )
 
     def publish_run(self, owner: str, name: str, run_dir: Path) -> ModelVersionInfo:
-        """Upload a training run folder as the next version of ``name``; the manifest goes last."""
+        """Upload a training run folder as a new version of ``name``, claimed for this run alone;
+        the manifest goes last and records each file's sha256 and size."""
         run_dir = Path(run_dir)
         manifest = json.loads((run_dir / MANIFEST).read_text())
-        version = self._next_version(owner, name)
-        manifest["published_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        final = f"models/{owner}/{name}/{version}/"
-        staging = f"tmp/models/{owner}/{name}/{version}-{uuid.uuid4().hex}/"
         files = [f for f in VERSION_FILES if (run_dir / f).is_file()]
+        manifest["files"] = {f: {"sha256": _sha256(run_dir / f), "bytes": (run_dir / f).stat().st_size} for f in files}
+        version = self._claim_version(owner, name)
+        manifest["published_at"] = _now()
+        final = f"models/{owner}/{name}/{version}/"
         for filename in files:
-            self.storage.put_file(staging + filename, run_dir / filename, _content_type(filename))
-        self.storage.put_bytes(staging + MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode(), "application/json")
-        for filename in [*files, MANIFEST]:
-            self.storage.publish(staging + filename, final + filename)
+            self.storage.put_file(final + filename, run_dir / filename, _content_type(filename))
+        self.storage.put_bytes(final + MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode(), "application/json")
         if self.transient is not None:
             self.transient.bump(f"models:{owner}")
         samples = final + SAMPLES if SAMPLES in files else None
         return _version_info(owner, name, version, manifest, "stored", samples)
 
     def fetch(self, info: ModelVersionInfo, cache_dir: Path) -> Path:
-        """A local folder holding the version; downloaded once (atomically) and reused afterwards."""
+        """A local folder holding the version, its files checked against the manifest's sha256s;
+        downloaded once (atomically) and reused afterwards."""
         if info.source == "bundled":
             return BUNDLED_ROOT / info.name
         target = Path(cache_dir) / info.owner / info.name / info.version
@@ -206,10 +236,7 @@ class ModelStore:
         partial = target.parent / f".{info.version}.{os.getpid()}.{uuid.uuid4().hex}.partial"
         partial.mkdir()
         try:
-            for key in self.storage.list(info.prefix):
-                self.storage.download(key, partial / key.rsplit("/", 1)[-1])
-            if not (partial / MANIFEST).is_file():
-                raise LookupError(f"model {info.spec} of {info.owner} has no manifest in storage")
+            self._download_version(info, partial)
             try:
                 os.rename(partial, target)
             except OSError:
@@ -218,6 +245,31 @@ class ModelStore:
         finally:
             shutil.rmtree(partial, ignore_errors=True)
         return target
+
+    def _download_version(self, info: ModelVersionInfo, folder: Path) -> None:
+        """The version files the manifest names (only those: a manifest cannot write elsewhere),
+        each verified; versions published before manifests named their files come as every
+        object under the prefix."""
+        try:
+            raw = self.storage.get_bytes(info.prefix + MANIFEST)
+        except ObjectNotFound:
+            raise LookupError(f"model {info.spec} of {info.owner} has no manifest in storage") from None
+        described = json.loads(raw).get("files")
+        if described is None:
+            for key in self.storage.list(info.prefix):
+                self.storage.download(key, folder / key.rsplit("/", 1)[-1])
+            return
+        for filename in (f for f in VERSION_FILES if f in described):
+            expected = described[filename]
+            path = folder / filename
+            self.storage.download(info.prefix + filename, path)
+            found = {"sha256": _sha256(path), "bytes": path.stat().st_size}
+            if found != expected:
+                raise DamagedModel(
+                    f"model {info.spec} of {info.owner} is damaged in storage: {filename} has {found}, "
+                    f"its manifest says {expected}; publish the run again as a new version"
+                )
+        (folder / MANIFEST).write_bytes(raw)
 
 
 @functools.cache
@@ -231,6 +283,15 @@ def _bundled_models() -> dict[str, ModelVersionInfo]:
             manifest = json.loads((folder / MANIFEST).read_text())
             found[folder.name] = _version_info(PUBLIC_OWNER, folder.name, BUNDLED, manifest, "bundled", None)
     return found
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def _content_type(filename: str) -> str:

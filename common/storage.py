@@ -12,6 +12,7 @@ import hmac
 import os
 import shutil
 import time
+import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import BinaryIO
@@ -31,6 +32,14 @@ class ObjectNotFound(KeyError):
 
 class UploadTooLarge(ValueError):
     pass
+
+
+class ObjectExists(FileExistsError):
+    """A conditional create found its key already taken (by another writer, possibly at the same moment)."""
+
+
+class ConditionalWritesUnsupported(RuntimeError):
+    """The S3 server cannot create an object only if it is absent, so names cannot be claimed safely."""
 
 
 class OutsideStorage(PermissionError):
@@ -69,6 +78,12 @@ class Storage(ABC):
     @abstractmethod
     def put_stream(self, key: str, stream: BinaryIO, max_bytes: int, content_type: str = "application/octet-stream") -> int:
         """Store a stream chunk by chunk; raise :class:`UploadTooLarge` (storing nothing) past ``max_bytes``."""
+
+    @abstractmethod
+    def create_exclusive(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Store ``data`` under ``key`` only if nothing is there yet, as one atomic step: of writers
+        racing on a key exactly one succeeds, the others get :class:`ObjectExists`. Claiming a
+        name this way needs no lock service (model versions are numbered with it)."""
 
     @abstractmethod
     def get_bytes(self, key: str) -> bytes: ...
@@ -161,6 +176,29 @@ class S3Storage(Storage):
         reader = _LimitedReader(stream, max_bytes)
         self.client.upload_fileobj(reader, self.bucket, check_key(key), ExtraArgs={"ContentType": content_type})
         return reader.count
+
+    def create_exclusive(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """``PutObject`` with ``If-None-Match: *``: 412 when the key exists, 409 while another
+        conditional write of it is in flight (both: taken); 501 from a server without conditional
+        writes, which must not fall back to a plain put that would overwrite."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=check_key(key), Body=data, ContentType=content_type, IfNoneMatch="*"
+            )
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise ObjectExists(key) from None
+            if code == "NotImplemented":
+                raise ConditionalWritesUnsupported(
+                    f"the S3 server at {self.client.meta.endpoint_url} does not support conditional writes "
+                    f"(PutObject with If-None-Match: *), needed to claim {key!r} without overwriting another "
+                    "writer's object: use a server that has them "
+                    "(AWS S3, MinIO, SeaweedFS 4.48 as docker-compose.yml pins)"
+                ) from err
+            raise
 
     def _missing(self, err: Exception) -> bool:
         code = getattr(err, "response", {}).get("Error", {}).get("Code", "")
@@ -282,6 +320,20 @@ class LocalStorage(Storage):
 
         self._write_atomically(key, write)
         return reader.count
+
+    def create_exclusive(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Written aside, then hard-linked into place: ``link`` fails if the name exists, atomically,
+        and the file is whole the moment it appears."""
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.partial")
+        try:
+            tmp.write_bytes(data)
+            os.link(tmp, final)
+        except FileExistsError:
+            raise ObjectExists(key) from None
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
         try:
