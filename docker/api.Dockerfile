@@ -21,10 +21,13 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies first: this layer is reused until the lock changes. --no-deps: the list is the
 # whole closure, its versions from constraints.txt (the lock the tests install from); pip check
-# proves it complete.
+# proves it complete. --no-compile: no .pyc files in the image (PYTHONDONTWRITEBYTECODE is set, so
+# none would be written at run time either); the API compiles what it imports at start, in about
+# a second. No video decoder either: uploads are probed from their container headers
+# (savgan.model.data.video_probe), only the workers decode.
 COPY constraints.txt docker/requirements-api.txt /tmp/build/
 RUN python -c "import sys; assert (3, 11, 3) <= sys.version_info[:3] < (3, 12), f'savgan needs Python 3.11.3+, not {sys.version}'" \
-    && pip install --no-cache-dir --no-deps -c /tmp/build/constraints.txt -r /tmp/build/requirements-api.txt \
+    && pip install --no-cache-dir --no-compile --no-deps -c /tmp/build/constraints.txt -r /tmp/build/requirements-api.txt \
     && pip check
 COPY pyproject.toml README.md ./
 COPY model/ model/
@@ -34,7 +37,7 @@ COPY worker/ worker/
 COPY service/ service/
 # --no-deps: the project's own dependencies include torch, which this image must not have.
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/wheels . \
-    && pip install --no-cache-dir --no-deps /tmp/wheels/savgan-*.whl
+    && pip install --no-cache-dir --no-compile --no-deps /tmp/wheels/savgan-*.whl
 
 # ---- runtime ----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -46,9 +49,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     SAVGAN_MODE=distributed
 COPY --from=build /opt/venv /opt/venv
-# The proof that the API never needs torch: torch is not installed, and the modules the
-# `savgan serve` command loads import cleanly without it (a stray `import torch` fails the build).
-RUN python -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch must not be in the API image'" \
+# The proof that the API never needs torch or ffmpeg: neither is installed, and the modules the
+# `savgan serve` command loads import cleanly without them (a stray import fails the build).
+RUN python -c "import importlib.util as u; assert u.find_spec('torch') is None and u.find_spec('imageio_ffmpeg') is None, 'torch and imageio-ffmpeg must not be in the API image'" \
     && python -c "import sys, savgan.service.server, savgan.worker.app; assert 'torch' not in sys.modules" \
     && savgan serve --help > /dev/null
 RUN groupadd --system --gid 10001 savgan \

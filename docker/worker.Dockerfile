@@ -44,16 +44,21 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     SAVGAN_WORKER_MODEL_CACHE_DIR=/var/cache/savgan/models
 # Build inputs are bind-mounted, never copied, so no layer keeps them. Everything --no-deps with
 # versions from the lock: the pinned lists (torch's own dependencies included) from PyPI, then
-# only the CPU torch wheel from PyTorch's CPU index, then the project.
+# only the CPU torch wheel from PyTorch's CPU index, then the project. Size (docs/SERVICE.md,
+# "Images"): --no-compile leaves out about 200 MB of .pyc files (PYTHONDONTWRITEBYTECODE is set,
+# so each process compiles what it imports: the worker about 4 s more at start, its health check
+# about 1 s), and torch's C++ headers and CMake files (about 60 MB), which only building C++
+# extensions needs, are removed in the same layer.
 RUN --mount=type=bind,source=constraints.txt,target=/tmp/build/constraints.txt \
     --mount=type=bind,source=docker,target=/tmp/build/docker \
     --mount=type=bind,from=wheel,source=/wheels,target=/tmp/build/wheels \
-    pip install --no-cache-dir --no-deps -c /tmp/build/constraints.txt \
+    pip install --no-cache-dir --no-compile --no-deps -c /tmp/build/constraints.txt \
        -r /tmp/build/docker/requirements-api.txt -r /tmp/build/docker/requirements-worker.txt \
        -r /tmp/build/docker/requirements-torch.txt \
-    && pip install --no-cache-dir --no-deps -c /tmp/build/constraints.txt \
+    && pip install --no-cache-dir --no-compile --no-deps -c /tmp/build/constraints.txt \
        --index-url https://download.pytorch.org/whl/cpu torch \
-    && pip install --no-cache-dir --no-deps /tmp/build/wheels/savgan-*.whl \
+    && pip install --no-cache-dir --no-compile --no-deps /tmp/build/wheels/savgan-*.whl \
+    && python -c "import importlib.util as u, pathlib, shutil; torch = pathlib.Path(u.find_spec('torch').origin).parent; [shutil.rmtree(torch / d) for d in ('include', 'share/cmake')]" \
     && pip check \
     && python -c "import torch; assert not torch.cuda.is_available(); print('torch', torch.__version__)" \
     && python -c "import savgan.worker.tasks, savgan.model.generate, savgan.model.train"
@@ -90,9 +95,9 @@ RUN --mount=type=bind,source=constraints.txt,target=/tmp/build/constraints.txt \
     python -c "import sys; assert sys.version_info[:3] >= (3, 11, 3) and sys.version_info[:2] == (3, 11), f'savgan needs Python 3.11.3+, {sys.version} in PYTORCH_IMAGE'" \
     && python -c "import re, torch; pin = re.search(r'^torch==(\S+)', open('/tmp/build/constraints.txt').read(), re.M)[1]; assert torch.__version__.split('+')[0] == pin, f'PYTORCH_IMAGE has torch {torch.__version__}, constraints.txt pins {pin}'" \
     && python -c "import torch; print(torch.__version__)" > /tmp/torch-before \
-    && pip install --no-cache-dir --no-deps -c /tmp/build/constraints.txt \
+    && pip install --no-cache-dir --no-compile --no-deps -c /tmp/build/constraints.txt \
        -r /tmp/build/docker/requirements-api.txt -r /tmp/build/docker/requirements-worker.txt \
-    && pip install --no-cache-dir --no-deps /tmp/build/wheels/savgan-*.whl \
+    && pip install --no-cache-dir --no-compile --no-deps /tmp/build/wheels/savgan-*.whl \
     && python -c "import torch; print(torch.__version__)" > /tmp/torch-after \
     && cmp /tmp/torch-before /tmp/torch-after \
     && python -c "import savgan.worker.tasks, savgan.model.generate, savgan.model.train" \

@@ -70,7 +70,7 @@ def sniff(head: bytes, filename: str) -> RecordingKind:
 
 
 def probe(path: Path, kind: RecordingKind) -> tuple[int, int, int]:
-    """(frames, height, width); TIFF from the header alone, video by counting decoded frames; 422 naming the file."""
+    """(frames, height, width); TIFF from the header alone, video from its container headers; 422 naming the file."""
     from savgan.model.data.recordings import RecordingError, probe_recording
 
     try:

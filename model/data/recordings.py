@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import imageio_ffmpeg
 import numpy as np
 import tifffile
 
 from savgan.model.video_io.tiff import tiff_metadata
+
+from .video_probe import ProbeError, probe_video_container
 
 SourceFormat = Literal["ome-tiff", "imagej-tiff", "tiff", "mp4", "avi"]
 
@@ -102,7 +103,7 @@ def known_other_type(head: bytes) -> str | None:
 
 
 def probe_recording(path: Path, kind: Literal["tiff", "mp4", "avi"]) -> tuple[int, int, int]:
-    """(frames, height, width) without keeping pixels: TIFF from the header, video by counting decoded frames.
+    """(frames, height, width) without keeping pixels: TIFF from the header, video from its container headers.
 
     Checks the same limits, axes and integrity as :func:`read_recording`, so an upload can be
     refused before a job is queued.
@@ -164,36 +165,17 @@ def _probe_tiff(path: Path) -> tuple[int, int, int]:
     return frames, sizes["Y"], sizes["X"]
 
 
-def _probe_video(path: Path, kind: str) -> tuple[int, int, int]:
-    """Size from the header; frames counted by decoding to 8-bit gray without keeping them, because a
-    video cut short keeps its header (MP4 with the index in front) and would otherwise pass."""
-    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="gray", bits_per_pixel=8)
-    decoded = 0
+def _probe_video(path: Path, kind: Literal["mp4", "avi"]) -> tuple[int, int, int]:
+    """Frames and size from the container's headers and index (no decoder: the API has none);
+    a copy cut short is caught there too, as its index points past the end of the file."""
     try:
-        meta = next(reader)
-        width, height = (int(n) for n in meta["size"])
-        declared = math.ceil(float(meta.get("fps") or 0) * float(meta.get("duration") or 0))
-        _check_limits(path, declared, height, width, 0, RecordingLimits())
-        for _ in reader:
-            decoded += 1
-            if decoded > RecordingLimits().max_frames:
-                _check_limits(path, decoded, height, width, 0, RecordingLimits())
-    except (RuntimeError, OSError, ValueError, StopIteration) as exc:
-        last = (str(exc).strip().splitlines() or [""])[-1][:200]
-        raise RecordingError(
-            path, f"ffmpeg cannot decode this {kind.upper()} file: it is corrupt or truncated ({last})",
-            "check the file plays, or export it again",
-        ) from exc
-    finally:
-        reader.close()
-    if decoded == 0:
+        frames, height, width = probe_video_container(path, kind)
+    except ProbeError as err:
+        raise RecordingError(path, err.problem, err.fix) from err
+    if frames == 0:
         raise RecordingError(path, "the video contains no frames", "export the video again")
-    if decoded < declared - max(2, declared // 20):
-        raise RecordingError(
-            path, f"the {kind.upper()} file is truncated: its header declares about {declared} frames but only {decoded} decode",
-            "export or copy the video again",
-        )
-    return decoded, height, width
+    _check_limits(path, frames, height, width, 0, RecordingLimits())
+    return frames, height, width
 
 
 def sniff_format(path: str | os.PathLike[str]) -> Literal["tiff", "mp4", "avi"]:
@@ -456,8 +438,11 @@ def _read_video(path: Path, kind: Literal["mp4", "avi"], limits: RecordingLimits
     """Decode to 8-bit gray with ffmpeg (which converts colour with BT.601 luma).
 
     Videos carry a playback rate, not the acquisition interval, so no frame interval is
-    reported.
+    reported. ffmpeg is imported here, not at the top: only the workers decode videos, and the
+    API image, which probes uploads with `probe_recording`, does not carry it.
     """
+    import imageio_ffmpeg
+
     try:
         reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="gray", bits_per_pixel=8)
         meta = next(reader)
