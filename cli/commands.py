@@ -72,7 +72,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
 # lists what it may change).
 FIXED_ON_RESUME = (
     "batch_size", "lr_g", "lr_d", "n_critic", "long_clip_prob", "penalty_step", "image_lambda", "identity_weight",
-    "pair_lambda",
+    "pair_lambda", "pair_critic",
 )
 
 
@@ -111,6 +111,7 @@ def _train_config(args: argparse.Namespace, arch: str) -> TrainConfig:
         image_lambda=args.image_lambda,
         identity_weight=args.identity_weight,
         pair_lambda=args.pair_lambda,
+        pair_critic=args.pair_critic,
     )
 
 

@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         "docs/RECIPES.md)",
     )
     train.add_argument(
+        "--pair-critic", choices=("stacked", "siamese"), default=None,
+        help="the content critic's network: stacked (default: the two frames as channels of one 2D critic) "
+        "or siamese (one encoder per frame, a head on their comparison; docs/RECIPES.md)",
+    )
+    train.add_argument(
         "--penalty-step", choices=("joint", "separate"), default=None,
         help="joint (default): one critic step on -W + 10 GP, as the paper writes it; separate: a step on -W "
         "then one on the GP, as the reference code does",

@@ -125,6 +125,12 @@ def load_module(prefix: str, module: nn.Module, tensors: dict[str, torch.Tensor]
     module.load_state_dict(_strip_prefix(tensors, prefix))
 
 
+def fits(prefix: str, module: nn.Module, tensors: dict[str, torch.Tensor]) -> bool:
+    """Whether ``tensors`` hold a module saved under ``prefix`` with exactly ``module``'s parameter names and shapes."""
+    saved = {k: v.shape for k, v in _strip_prefix(tensors, prefix).items()}
+    return saved == {k: v.shape for k, v in module.state_dict().items()}
+
+
 COMPACT_MOMENTS = ("exp_avg", "exp_avg_sq")
 
 

@@ -301,7 +301,9 @@ class TrainConfig:
     with the gradient penalty also on real-negative interpolates (model/identity.py).
     ``pair_lambda`` > 0 (SAVGAN/3DGAN) adds the content critic D_P on (first frame, later
     frame) pairs, trained against identity-swapped pairs when the data has swaps, with this
-    weight in G's loss (model/pairs.py).
+    weight in G's loss (model/pairs.py); ``pair_critic`` is its network: "stacked" (the two
+    frames as channels of one 2D critic) or "siamese" (one encoder per frame, a head on their
+    comparison).
     ``balance_every``: every that many steps G's gradient is split into its D_V and D_I
     (and D_P) terms, and their norms and cosine are logged (0: never).
 
@@ -327,6 +329,7 @@ class TrainConfig:
     identity_weight: float = 0.0
     balance_every: int = 10
     pair_lambda: float = 0.0
+    pair_critic: Literal["stacked", "siamese"] = "stacked"
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.n_critic < 1:
@@ -341,6 +344,8 @@ class TrainConfig:
             raise ValueError("image_lambda, gp_lambda and pair_lambda must be >= 0")
         if self.penalty_step not in ("joint", "separate"):
             raise ValueError(f"penalty_step must be 'joint' or 'separate', got {self.penalty_step!r}")
+        if self.pair_critic not in ("stacked", "siamese"):
+            raise ValueError(f"pair_critic must be 'stacked' or 'siamese', got {self.pair_critic!r}")
         if not 0.0 <= self.identity_weight <= 1.0:
             raise ValueError("identity_weight must lie in [0, 1] (0: no identity-only negatives, the paper)")
         if self.balance_every < 0:

@@ -38,8 +38,8 @@ from torch import Tensor, nn
 from savgan.model import checkpoint as ckpt
 from savgan.model.config import ModelConfig, TrainConfig
 from savgan.model.family import build_generator, family_of
-from savgan.model.networks import ImageCritic, sample_latents
-from savgan.model.pairs import PAIR_PREFIX, frame_pairs
+from savgan.model.networks import sample_latents
+from savgan.model.pairs import PAIR_PREFIX, build_pair_critic, frame_pairs
 
 SWITCH_PERIODS = (8, 2, 1)
 REFERENCE_KIND = "content switch every 1"
@@ -191,7 +191,7 @@ def probe(
         raise ValueError(f"real clips must be (K, {expected[0]}, {expected[1]}, {expected[2]}), got {real.shape} and {others.shape}")
     critics = family_of(config).build_critics(config)
     if ckpt.has_prefix(tensors, PAIR_PREFIX):
-        critics[PAIR_PREFIX] = ImageCritic(config, frames_in=2)
+        critics[PAIR_PREFIX] = build_pair_critic(config, manifest.get("train_config", {}).get("pair_critic", "stacked"))
     for prefix, critic in critics.items():
         ckpt.load_module(prefix, critic, tensors)
         critic.eval()

@@ -148,25 +148,61 @@ class VideoCritic(nn.Module):
         return self.score(x).flatten(1).mean(dim=1)
 
 
+def _frame_trunk(config: ModelConfig, in_channels: int) -> tuple[list[nn.Module], int]:
+    """D_I's layers before its score: conv k3, instance norm, LeakyReLU(0.2); and their output width."""
+    width = config.image_critic_dim
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, 2, 1), nn.LeakyReLU(0.2)]
+    for _ in range(config.critic_blocks - 1):
+        layers += [nn.Conv2d(width, width * 2, 3, 2, 1), nn.InstanceNorm2d(width * 2), nn.LeakyReLU(0.2)]
+        width *= 2
+    layers += [nn.Conv2d(width, width * 2, 3, 1, 1), nn.InstanceNorm2d(width * 2), nn.LeakyReLU(0.2)]
+    return layers, width * 2
+
+
 class ImageCritic(nn.Module):
     """D_I: a 2D critic on single frames, conv k3, instance norm, LeakyReLU(0.2), no attention.
 
-    With ``frames_in`` 2 it is the content critic D_P, on two frames stacked as channels (model/pairs.py).
+    With ``frames_in`` 2 it is the stacked content critic D_P, on two frames stacked as
+    channels (model/pairs.py).
     """
 
     def __init__(self, config: ModelConfig, frames_in: int = 1) -> None:
         super().__init__()
-        width = config.image_critic_dim
-        layers: list[nn.Module] = [nn.Conv2d(config.channels * frames_in, width, 3, 2, 1), nn.LeakyReLU(0.2)]
-        for _ in range(config.critic_blocks - 1):
-            layers += [nn.Conv2d(width, width * 2, 3, 2, 1), nn.InstanceNorm2d(width * 2), nn.LeakyReLU(0.2)]
-            width *= 2
-        layers += [nn.Conv2d(width, width * 2, 3, 1, 1), nn.InstanceNorm2d(width * 2), nn.LeakyReLU(0.2)]
-        layers.append(nn.Conv2d(width * 2, 1, 3, 1, 1))
+        layers, width = _frame_trunk(config, config.channels * frames_in)
+        layers.append(nn.Conv2d(width, 1, 3, 1, 1))
         self.net = nn.Sequential(*layers)
 
     def forward(self, frames: Tensor) -> Tensor:
         return self.net(frames).flatten(1).mean(dim=1)
+
+
+class SiamesePairCritic(nn.Module):
+    """The Siamese content critic D_P: one frame encoder for both frames of a pair, a head on their comparison.
+
+    Why not frames stacked as channels: a stacked conv critic compares the two frames
+    location by location, but a moving digit or cell is somewhere else in the later frame,
+    so whether it is the same content is hard to express. Here each frame is encoded alone
+    (D_I's trunk, then a 1x1 conv pooled over the frame by mean and max: a descriptor that
+    does not depend on where the content is) and the head sees both descriptors with
+    their absolute difference and product, the usual way to let a small head judge "same or
+    not". Input as :class:`ImageCritic` with ``frames_in`` 2: (B, 2C, H, W).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.channels = config.channels
+        layers, width = _frame_trunk(config, config.channels)
+        self.encoder = nn.Sequential(*layers, nn.Conv2d(width, width, 1), nn.LeakyReLU(0.2))
+        self.head = nn.Sequential(nn.Linear(8 * width, width), nn.LeakyReLU(0.2), nn.Linear(width, 1))
+
+    def describe(self, frames: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, 2 * width): mean and max of the encoder's features over the frame."""
+        features = self.encoder(frames).flatten(2)
+        return torch.cat([features.mean(dim=2), features.amax(dim=2)], dim=1)
+
+    def forward(self, pairs: Tensor) -> Tensor:
+        first, later = self.describe(torch.cat(pairs.split(self.channels, dim=1), dim=0)).chunk(2, dim=0)
+        return self.head(torch.cat([first, later, (first - later).abs(), first * later], dim=1)).squeeze(1)
 
 
 def sample_latents(config: ModelConfig, count: int, steps: int = 1, generator: torch.Generator | None = None) -> Tensor:

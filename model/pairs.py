@@ -3,7 +3,8 @@
 Why a separate critic: identity-only negatives given to D_V did not teach it identity (after
 150 fine-tuning steps its probe drop on same-motion identity swaps stayed at ~0 real-score
 std, docs/RECIPES.md). D_V sees a whole clip, and motion and frame quality dominate what it
-learns. D_P sees only two frames, stacked as channels, so the one thing that can separate a
+learns. D_P sees only two frames (stacked as channels, or encoded one by one and compared:
+``TrainConfig.pair_critic``), so the one thing that can separate a
 real pair from its negative is whether the later frame shows the same content: its negatives
 are the real first frame next to a later frame of the same motion rendered with other
 content (another digit on the same trajectory; other cells on the same tracks), so position
@@ -17,13 +18,25 @@ pilot needed (model/identity.py).
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from savgan.model.config import ModelConfig
+from savgan.model.networks import ImageCritic, SiamesePairCritic
 
 PAIR_PREFIX = "DP"
 """The content critic's checkpoint prefix (its optimiser's: opt_dp)."""
 
 PAIR_NEGATIVE_WEIGHT = 1.0
 """Weight of the identity-swapped pairs in D_P's objective: they are what D_P is for."""
+
+
+def build_pair_critic(config: ModelConfig, kind: str) -> nn.Module:
+    """D_P of TrainConfig.pair_critic's ``kind``: "stacked" or "siamese" (model/networks.py says why)."""
+    if kind == "siamese":
+        return SiamesePairCritic(config)
+    if kind == "stacked":
+        return ImageCritic(config, frames_in=2)
+    raise ValueError(f"unknown pair critic {kind!r}; known: stacked, siamese")
 
 
 def later_frames(count: int, frames: int, device: torch.device | None = None) -> Tensor:

@@ -40,8 +40,8 @@ from savgan.model.losses import (
     random_frames,
     wasserstein_gap,
 )
-from savgan.model.networks import ImageCritic, sample_latents
-from savgan.model.pairs import PAIR_NEGATIVE_WEIGHT, PAIR_PREFIX, frame_pairs, later_frames
+from savgan.model.networks import sample_latents
+from savgan.model.pairs import PAIR_NEGATIVE_WEIGHT, PAIR_PREFIX, build_pair_critic, frame_pairs, later_frames
 from savgan.model.plots import plot_losses, save_sample_montage
 
 STEP_SEED_STRIDE = 1_000_003
@@ -145,7 +145,7 @@ class Trainer:
         self.generator = self.family.build_generator(model_config).to(self.device)
         self.critics = {prefix: c.to(self.device) for prefix, c in self.family.build_critics(model_config).items()}
         if train_config.pair_lambda > 0:  # built after the family's critics: their initialisation stays as it was
-            self.critics[PAIR_PREFIX] = ImageCritic(model_config, frames_in=2).to(self.device)
+            self.critics[PAIR_PREFIX] = build_pair_critic(model_config, train_config.pair_critic).to(self.device)
         self.video_critic = self.critics["DV"]
         self.image_critic = self.critics.get("DI")
         self.pair_critic = self.critics.get(PAIR_PREFIX)
@@ -486,7 +486,7 @@ class Trainer:
         if state_path.exists():
             state = {k: v.to(self.device, torch.float32) for k, v in ckpt.load_tensors(state_path).items()}
             for prefix, critic in self.critics.items():
-                if prefix != PAIR_PREFIX or ckpt.has_prefix(state, prefix):  # a base without D_P: D_P starts fresh
+                if prefix != PAIR_PREFIX or ckpt.fits(prefix, critic, state):  # a base without this D_P: it starts fresh
                     ckpt.load_module(prefix, critic, state)
         self.base_model = label
 
