@@ -1,5 +1,6 @@
-"""Where job records live, through the real API (uvicorn), the real Redis, moto's S3 server and
-a real Celery worker: a submit writes Redis only, storage gets the record once the job ran, a
+"""Where job records live, through the real API (uvicorn; in process where a test hands it a
+dispatcher), the real Redis, moto's S3 server and a real Celery worker: a submit writes Redis
+only, storage gets the record once the job ran, a submit the queue refuses leaves nothing, a
 listing pages newest first across jobs known only to Redis and jobs known only to storage, and
 an embedded server restarted on its folder finishes what the previous run left unfinished.
 """
@@ -10,7 +11,8 @@ import time
 from pathlib import Path
 
 import redis
-from conftest import REDIS_TEST_URL, ServerThread, WorkerProcess
+from conftest import REDIS_TEST_URL, ServerThread, WorkerProcess, free_port
+from fastapi.testclient import TestClient
 from test_api_integration import ALICE, BOB, wait_job
 
 from savgan.common.context import build_context
@@ -18,6 +20,8 @@ from savgan.common.job_records import owner_key, record_key
 from savgan.common.jobs import JobRecord, JobStore, new_job
 from savgan.common.settings import Settings
 from savgan.common.storage import S3Storage
+from savgan.service.app import create_app
+from savgan.service.dispatch import CeleryDispatcher
 
 GENERATE = {"model": "mmnist", "frames": 16, "formats": ["ome-tiff"]}
 
@@ -43,6 +47,22 @@ def test_a_submit_writes_no_object_and_storage_gets_the_record_once_the_job_ran(
     assert stored.state == "succeeded" and stored.started_at is not None and stored.attempts == 1
     assert [r.filename for r in stored.results] == [r["filename"] for r in done["results"]]
     assert [key.rsplit("-", 1)[-1] for key in storage.list("index/alice/")] == [job_id]
+
+
+def test_a_submit_whose_queue_is_unreachable_leaves_nothing_in_redis_or_storage(settings_s3: Settings):
+    """The record is written (Redis is up), then Celery's broker refuses the connection (a real
+    Celery app on a closed port): 503, and the record, its listing entries and its live state are
+    taken back."""
+    ctx = build_context(settings_s3)
+    unreachable = settings_s3.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    dispatcher = CeleryDispatcher(unreachable, ctx.jobs, ctx.transient)
+    with TestClient(create_app(settings_s3, context=ctx, dispatcher=dispatcher)) as client:
+        response = client.post("/generate", headers=ALICE, json=GENERATE)
+        assert response.status_code == 503 and response.headers["retry-after"] == str(settings_s3.retry_after_s), response.text
+        assert client.get("/jobs", headers=ALICE).json()["jobs"] == []
+    with redis.Redis.from_url(REDIS_TEST_URL, decode_responses=True) as client:
+        assert client.keys("savgan:*") == [], "nothing of the refused job may stay in Redis"
+    assert ctx.storage.list("") == []
 
 
 def test_listing_pages_newest_first_across_jobs_only_in_redis_and_jobs_only_in_storage(settings_s3: Settings):
