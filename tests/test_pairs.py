@@ -149,11 +149,9 @@ def test_the_siamese_critic_encodes_each_frame_of_a_pair_alone(tmp_path):
     pairs = torch.rand(3, 2, 16, 16) * 2 - 1
     scores = critic(pairs)
     assert scores.shape == (3,)
-    expected = critic.head(torch.cat([
-        torch.cat([a, b, (a - b).abs(), a * b], dim=1)
-        for a, b in [(critic.describe(pairs[:, :1]), critic.describe(pairs[:, 1:]))]
-    ]))
-    assert torch.allclose(scores, expected.squeeze(1), atol=1e-6)
+    first, later = critic.describe(pairs[:, :1]), critic.describe(pairs[:, 1:])
+    expected = critic.head(torch.cat([first, later, (first - later).abs(), first * later], dim=1)).squeeze(1)
+    assert torch.allclose(scores, expected, atol=1e-6)
     changed = pairs.clone()
     changed[0, 1] = -changed[0, 1]
     moved = critic(changed)
